@@ -1,0 +1,31 @@
+# Fresh machine: `make demo` (install + offline demo) and `make test` (install + tests).
+# GPU machines: pick your CUDA build of torch, e.g.
+#   make setup TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+CORES ?= 2
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint clean-demo
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(TORCH)
+	$(BIN)/pip install -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check .
+
+clean-demo:
+	rm -rf results-demo

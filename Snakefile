@@ -1,0 +1,22 @@
+# multiref: one DAG from the DailyDialog archive to the tables of Zhao, Lala & Kawahara (2021)
+# and the Mirror model of Li, Kiseleva & de Rijke (2021). See README.md and config/README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    input:
+        rules.table8.output,
+    default_target: True

@@ -1,0 +1,1 @@
+"""Data stage: corpus acquisition, preprocessing, pairs, vocabulary, synthetic corpus."""

@@ -1,0 +1,61 @@
+# Configuration validation, output paths and guards shared by every stage.
+import os
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+# The library under src/ is importable by the scripts even without `pip install -e .`
+# (e.g. in per-rule conda environments on a cluster).
+_SRC = str(Path(workflow.basedir) / "src")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p
+)
+
+ROOT = config["root"].rstrip("/")
+RUN_STAMP = Path(ROOT) / ".multiref-run"
+SPLITS = ["train", "dev", "test"]
+
+
+def out(path):
+    """Path of an output of this configuration: everything lives under config['root']."""
+    return f"{ROOT}/{path}"
+
+
+def log_path(name):
+    return f"{ROOT}/logs/{name}.log"
+
+
+def bench_path(name):
+    return f"{ROOT}/benchmarks/{name}.tsv"
+
+
+if RUN_STAMP.exists():
+    _stamped = RUN_STAMP.read_text().strip()
+    if _stamped != config["run_name"]:
+        raise WorkflowError(
+            f"{ROOT}/ holds outputs of configuration '{_stamped}', not '{config['run_name']}'. "
+            "Set 'root' to another folder (or remove the old outputs) so runs never mix."
+        )
+
+
+onstart:
+    RUN_STAMP.parent.mkdir(parents=True, exist_ok=True)
+    RUN_STAMP.write_text(config["run_name"] + "\n")
+
+
+def corpus_archive():
+    """The archive the corpus rule reads: generated, local, or none (download)."""
+    if config["corpus"]["source"] == "synthetic":
+        return rules.synthetic_corpus.output.archive
+    if config["corpus"]["archive"]:
+        return config["corpus"]["archive"]
+    return []
+
+
+LIGHT = {
+    "mem_mb": config["resources"]["light_mem_mb"],
+    "runtime": config["resources"]["light_runtime"],
+}
