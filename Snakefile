@@ -16,7 +16,11 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/tables.smk"
 
 
+onstart:
+    stamp_run()
+
+
 rule all:
+    default_target: True
     input:
         rules.table8.output,
-    default_target: True

@@ -1,18 +1,10 @@
 # Configuration validation, output paths and guards shared by every stage.
-import os
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
-
-# The library under src/ is importable by the scripts even without `pip install -e .`
-# (e.g. in per-rule conda environments on a cluster).
-_SRC = str(Path(workflow.basedir) / "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (_SRC, os.environ.get("PYTHONPATH", "")) if p
-)
 
 ROOT = config["root"].rstrip("/")
 RUN_STAMP = Path(ROOT) / ".multiref-run"
@@ -41,13 +33,14 @@ if RUN_STAMP.exists():
         )
 
 
-onstart:
+def stamp_run():
+    """Mark ROOT as holding outputs of this configuration (called when the run starts)."""
     RUN_STAMP.parent.mkdir(parents=True, exist_ok=True)
     RUN_STAMP.write_text(config["run_name"] + "\n")
 
 
 def corpus_archive():
-    """The archive the corpus rule reads: generated, local, or none (download)."""
+    """Archive read by the corpus step: the generated one, a local copy, or none (download)."""
     if config["corpus"]["source"] == "synthetic":
         return rules.synthetic_corpus.output.archive
     if config["corpus"]["archive"]:

@@ -5,16 +5,16 @@ rule synthetic_corpus:
     output:
         archive=out("data/synthetic/ijcnlp_dailydialog.zip"),
         distribution=out("data/synthetic/distribution.parquet"),
+    log:
+        log_path("synthetic_corpus"),
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        **LIGHT,
     params:
         seed=config["corpus"]["synthetic"]["seed"],
         n_dialogues=config["corpus"]["synthetic"]["n_dialogues"],
         max_turns=config["corpus"]["synthetic"]["max_turns"],
-    log:
-        log_path("synthetic_corpus"),
-    resources:
-        **LIGHT,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/synthetic_corpus.py"
 
@@ -28,16 +28,16 @@ rule corpus:
         emotion=out("data/corpus/dialogues_emotion.txt"),
         topic=out("data/corpus/dialogues_topic.txt"),
         manifest=out("data/corpus/manifest.json"),
+    log:
+        log_path("corpus"),
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        **LIGHT,
     params:
         url=config["corpus"]["url"],
         sha256=config["corpus"]["sha256"],
         timeout=config["corpus"]["download_timeout"],
-    log:
-        log_path("corpus"),
-    resources:
-        **LIGHT,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/acquire_corpus.py"
 
@@ -55,16 +55,16 @@ rule preprocess:
         dev=out("data/pairs/dev.parquet"),
         test=out("data/pairs/test.parquet"),
         manifest=out("data/preprocess.json"),
-    params:
-        data=config["data"],
     log:
         log_path("preprocess"),
     benchmark:
         bench_path("preprocess")
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         **LIGHT,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        data=config["data"],
     script:
         "../scripts/preprocess.py"

@@ -15,13 +15,13 @@ rule table8:
             labels={"table": "8"},
         ),
         tex=out("table8.tex"),
-    params:
-        source=config["corpus"]["source"],
     log:
         log_path("table8"),
-    resources:
-        **LIGHT,
     conda:
         "../../envs/data.yaml"
+    resources:
+        **LIGHT,
+    params:
+        source=config["corpus"]["source"],
     script:
         "../scripts/table8.py"

@@ -1,5 +1,6 @@
 """Snakemake adapter: download or copy the corpus archive, check it, extract the four files."""
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
 from multiref.data.acquire import acquire_corpus

@@ -1,5 +1,6 @@
 """Snakemake adapter: corpus files -> sessions, vocabulary and pairs per split."""
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 import json
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Snakemake adapter: generate the synthetic DailyDialog-format archive and its true distribution."""
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
 from multiref.data.synthetic import write_archive

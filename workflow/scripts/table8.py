@@ -1,5 +1,6 @@
 """Snakemake adapter: Table 8 (corpus statistics) as CSV and LaTeX."""
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
 from multiref.tables import table8, table8_latex, write_table

@@ -33,7 +33,7 @@ def download(url: str, dest: Path, timeout: float = 120.0) -> None:
         ) from exc
 
 
-def locate_members(archive: zipfile.ZipFile, archive_path: Path) -> dict[str, str]:
+def locate_members(archive: zipfile.ZipFile, label: str) -> dict[str, str]:
     """Map each corpus file key to its member name: the four files in the shallowest folder holding them."""
     by_folder: dict[PurePosixPath, dict[str, str]] = {}
     wanted = {name: key for key, name in CORPUS_FILES.items()}
@@ -45,23 +45,25 @@ def locate_members(archive: zipfile.ZipFile, archive_path: Path) -> dict[str, st
     if not complete:
         best = max(by_folder.values(), key=len, default={})
         missing = sorted(CORPUS_FILES[k] for k in CORPUS_FILES if k not in best)
-        raise CorpusError(f"{archive_path}: the archive lacks {', '.join(missing)} (no folder holds all four corpus files)")
+        raise CorpusError(f"{label}: the archive lacks {', '.join(missing)} (no folder holds all four corpus files)")
     folder = min(complete, key=lambda f: len(f.parts))
     return by_folder[folder]
 
 
-def extract_corpus(archive_path: Path, out_dir: Path) -> dict[str, dict[str, Any]]:
+def extract_corpus(archive_path: Path, out_dir: Path, name: str | None = None) -> dict[str, dict[str, Any]]:
     """Check the zip and extract the four corpus files into ``out_dir`` (each written atomically).
 
-    Raises :class:`CorpusError` for a file that is not a zip, is truncated, or fails its CRC check.
-    Returns, per file, its member name, size and sha256.
+    Raises :class:`CorpusError` for a file that is not a zip, is truncated, or fails its CRC check;
+    errors call the archive ``name`` (its origin) when given. Returns, per file, its member name,
+    size and sha256.
     """
+    label = name or str(archive_path)
     try:
         archive = zipfile.ZipFile(archive_path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise CorpusError(f"{archive_path}: not a readable zip archive ({exc}); the file may be truncated") from exc
+        raise CorpusError(f"{label}: not a readable zip archive ({exc}); the file may be truncated") from exc
     with archive:
-        members = locate_members(archive, archive_path)
+        members = locate_members(archive, label)
         files: dict[str, dict[str, Any]] = {}
         for key, member in members.items():
             target = out_dir / CORPUS_FILES[key]
@@ -69,7 +71,7 @@ def extract_corpus(archive_path: Path, out_dir: Path) -> dict[str, dict[str, Any
                 with atomic_path(target) as tmp, archive.open(member) as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
             except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as exc:
-                raise CorpusError(f"{archive_path}: member {member} is corrupt or truncated ({exc})") from exc
+                raise CorpusError(f"{label}: member {member} is corrupt or truncated ({exc})") from exc
             files[CORPUS_FILES[key]] = {
                 "member": member,
                 "bytes": target.stat().st_size,
@@ -107,14 +109,14 @@ def acquire_corpus(
         else:
             raise CorpusError("neither corpus.archive nor corpus.url is set")
         observed = sha256_file(local)
+        where = source.get("path") or source.get("url")
         if sha256 and observed.lower() != sha256.lower():
-            where = source.get("path") or source.get("url")
             raise ChecksumError(
                 f"sha256 mismatch for {where}: expected {sha256.lower()}, got {observed} "
                 "(set corpus.sha256 to null to accept any archive; the observed value is always recorded)"
             )
         try:
-            files = extract_corpus(local, out_dir)
+            files = extract_corpus(local, out_dir, name=where)
         except Exception:
             for name in CORPUS_FILES.values():
                 (out_dir / name).unlink(missing_ok=True)

@@ -1,0 +1,47 @@
+"""Shared fixtures: repository paths, the optional ../shared resources, a Snakemake runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from multiref.data.dailydialog import CORPUS_FILES
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SHARED_ARCHIVE = SHARED / "data" / "dailydialog" / "ijcnlp_dailydialog.zip"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+@pytest.fixture
+def shared_archive() -> Path:
+    if not SHARED_ARCHIVE.is_file():
+        pytest.skip(f"../shared is absent ({SHARED_ARCHIVE} not found): real-corpus checks run on development machines and CI only")
+    return SHARED_ARCHIVE
+
+
+def write_corpus(folder: Path, dialogues: list[tuple[list[str], list[int], list[int], int]]) -> Path:
+    """Write the four DailyDialog files for (utterances, acts, emotions, topic) tuples."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "".join("".join(f"{u} __eou__" for u in utts) + "\n" for utts, _, _, _ in dialogues)
+    acts = "".join("".join(f"{a} " for a in acts) + "\n" for _, acts, _, _ in dialogues)
+    emos = "".join("".join(f"{e} " for e in emos) + "\n" for _, _, emos, _ in dialogues)
+    topics = "".join(f"{t}\n" for *_, t in dialogues)
+    for key, body in (("text", text), ("act", acts), ("emotion", emos), ("topic", topics)):
+        (folder / CORPUS_FILES[key]).write_text(body, encoding="utf-8")
+    return folder
+
+
+def dialogue(utts: list[str], topic: int = 1) -> tuple[list[str], list[int], list[int], int]:
+    return utts, [1] * len(utts), [0] * len(utts), topic
+
+
+def run_snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run Snakemake from the repository root; on failure the output is shown in the assertion."""
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc

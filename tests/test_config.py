@@ -1,0 +1,82 @@
+"""Configuration: the schema fills defaults, rejects bad values naming the key, and guards output roots."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO, run_snakemake
+
+SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+def test_defaults_are_filled_for_every_key() -> None:
+    config: dict = {}
+    validate(config, SCHEMA)
+    assert config["root"] == "results"
+    assert config["corpus"]["source"] == "dailydialog"
+    assert config["corpus"]["synthetic"]["seed"] == 13
+    assert config["data"]["split"] == {"train_end": 0.8, "dev_end": 0.9}
+    assert config["data"]["vocab_size"] == 10000
+
+
+def test_every_schema_property_has_a_default_and_a_description() -> None:
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+
+    def walk(node: dict, path: str) -> None:
+        for key, sub in node.get("properties", {}).items():
+            assert "description" in sub, f"{path}{key} lacks a description"
+            assert "default" in sub, f"{path}{key} lacks a default"
+            walk(sub, f"{path}{key}.")
+
+    walk(schema, "")
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "demo.yaml"])
+def test_shipped_configs_validate(name: str) -> None:
+    validate(load(name), SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"data": {"vocab_size": "big"}}, "'big' is not of type 'integer'"),
+        ({"data": {"history_len": 0}}, "0 is less than the minimum of 1"),
+        ({"data": {"split": {"train_end": 1.5}}}, "1.5 is greater than the maximum of 1"),
+        ({"corpus": {"source": "reddit"}}, "'reddit' is not one of"),
+        ({"corpus": {"sha256": "abc"}}, "'abc' does not match"),
+        ({"dat": {}}, "'dat' was unexpected"),
+        ({"data": {"vocab": 5}}, "'vocab' was unexpected"),
+    ],
+)
+def test_bad_values_are_rejected_naming_the_value(patch: dict, message: str) -> None:
+    config = copy.deepcopy(load("config.yaml"))
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            for k, v in value.items():
+                if isinstance(v, dict):
+                    config[key][k] = {**config[key].get(k, {}), **v}
+                else:
+                    config[key][k] = v
+        else:
+            config[key] = value
+    with pytest.raises(WorkflowError) as info:
+        validate(config, SCHEMA)
+    assert message in str(info.value)
+
+
+def test_snakemake_reports_a_bad_config_file_and_creates_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"root: {tmp_path / 'out'}\ndata:\n  max_utterance_tokens: -3\n")
+    proc = run_snakemake("--cores", "1", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "-3 is less than the minimum of 1" in proc.stderr + proc.stdout
+    assert "max_utterance_tokens" in proc.stderr + proc.stdout
+    assert not (tmp_path / "out").exists()

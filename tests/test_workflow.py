@@ -1,0 +1,84 @@
+"""The Snakemake DAG end to end on the demo, its guards, and the workflow's style checks."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import REPO, run_snakemake
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("demo") / "results-demo"
+    run_snakemake("--cores", "2", "--configfile", "config/demo.yaml", "--config", f"root={root}")
+    return root
+
+
+@pytest.mark.slow
+def test_demo_builds_table8_from_its_own_outputs(demo_root: Path) -> None:
+    table = pd.read_csv(demo_root / "table8.csv").set_index("item")
+    sessions = pq.read_table(demo_root / "data" / "sessions.parquet").to_pandas()
+    assert table.loc["sessions", "train"] == (sessions["split"] == "train").sum() > 100
+    for split in ("train", "dev", "test"):
+        pairs = pq.read_metadata(demo_root / "data" / "pairs" / f"{split}.parquet").num_rows
+        assert table.loc["pairs", split] == pairs
+        expected = sum(len(u) - 1 for u in sessions.loc[sessions["split"] == split, "utterances"])
+        assert pairs == expected
+    assert not any(c.startswith("paper_") for c in table.columns)  # no paper reference for synthetic data
+    tex = (demo_root / "table8.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and "synthetic" in tex
+    assert (demo_root / "data" / "synthetic" / "distribution.parquet").is_file()
+    assert (demo_root / "benchmarks" / "preprocess.tsv").is_file()
+    for name in ("synthetic_corpus", "corpus", "preprocess", "table8"):
+        assert (demo_root / "logs" / f"{name}.log").is_file()
+
+
+@pytest.mark.slow
+def test_demo_is_deterministic(demo_root: Path, tmp_path: Path) -> None:
+    other = tmp_path / "again"
+    run_snakemake("--cores", "1", "--configfile", "config/demo.yaml", "--config", f"root={other}")
+    for rel in ("table8.csv", "table8.tex", "data/synthetic/ijcnlp_dailydialog.zip", "data/preprocess.json"):
+        assert (demo_root / rel).read_bytes() == (other / rel).read_bytes(), rel
+    first, second = (json.loads((r / "data/corpus/manifest.json").read_text()) for r in (demo_root, other))
+    assert first["sha256"] == second["sha256"] and first["files"] == second["files"]
+    for rel in ("data/sessions.parquet", "data/pairs/train.parquet", "data/vocab.parquet"):
+        assert pq.read_table(demo_root / rel).equals(pq.read_table(other / rel)), rel
+
+
+@pytest.mark.slow
+def test_a_root_of_another_configuration_is_refused(demo_root: Path) -> None:
+    proc = run_snakemake("-n", "--config", f"root={demo_root}", check=False)
+    assert proc.returncode != 0
+    assert "holds outputs of configuration 'demo', not 'paper'" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_checksum_mismatch_fails_the_job_and_leaves_no_output(demo_root: Path, tmp_path: Path) -> None:
+    archive = demo_root / "data" / "synthetic" / "ijcnlp_dailydialog.zip"
+    root = tmp_path / "paper"
+    proc = run_snakemake(
+        "--cores", "1", "--config", f"root={root}",
+        f'corpus={{"archive": "{archive}", "sha256": "{"ab" * 32}"}}',
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert f"multiref error: sha256 mismatch for {archive}" in proc.stdout + proc.stderr
+    assert not (root / "data" / "corpus").exists() or not any((root / "data" / "corpus").iterdir())
+    assert not (root / "table8.csv").exists()
+
+
+def test_snakemake_lint_is_clean() -> None:
+    proc = run_snakemake("--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_snakefmt_check_is_clean() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "."], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
