@@ -18,7 +18,7 @@ rule table8:
     log:
         log_path("table8"),
     conda:
-        "../../envs/data.yaml"
+        "../../envs/tables.yaml"
     resources:
         **LIGHT,
     params:
