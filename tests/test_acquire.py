@@ -1,12 +1,8 @@
 """Corpus acquisition: local copy, download (from a loopback server), checksums, bad archives."""
 
-import functools
 import hashlib
-import http.server
 import json
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -95,21 +91,8 @@ def test_missing_local_archive(tmp_path: Path) -> None:
         acquire_corpus(tmp_path / "c", tmp_path / "c" / "m.json", archive=tmp_path / "nope.zip")
 
 
-@pytest.fixture
-def server(archive: Path) -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(archive.parent))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-def test_download_from_a_loopback_server(server: str, archive: Path, tmp_path: Path) -> None:
+def test_download_from_a_loopback_server(serve, archive: Path, tmp_path: Path) -> None:
+    server = serve(archive.parent)
     out = tmp_path / "corpus"
     manifest = acquire_corpus(out, out / "manifest.json", url=f"{server}/{archive.name}")
     assert manifest["source"]["kind"] == "download"
@@ -117,7 +100,8 @@ def test_download_from_a_loopback_server(server: str, archive: Path, tmp_path: P
     assert (out / "dialogues_text.txt").read_text().startswith("Hi . __eou__")
 
 
-def test_failed_download_says_how_to_use_a_local_copy(server: str, tmp_path: Path) -> None:
+def test_failed_download_says_how_to_use_a_local_copy(serve, tmp_path: Path) -> None:
+    server = serve(tmp_path)
     out = tmp_path / "corpus"
     with pytest.raises(DownloadError, match=r"could not download the corpus from .*missing.zip.*set 'corpus.archive'"):
         acquire_corpus(out, out / "manifest.json", url=f"{server}/missing.zip")

@@ -70,6 +70,27 @@ def test_checksum_mismatch_fails_the_job_and_leaves_no_output(demo_root: Path, t
     assert not (root / "table8.csv").exists()
 
 
+@pytest.mark.slow
+def test_download_path_through_snakemake(demo_root: Path, tmp_path: Path, serve) -> None:
+    archive_dir = demo_root / "data" / "synthetic"
+    server = serve(archive_dir)
+    root = tmp_path / "paper"
+    target = str(root / "data" / "corpus" / "manifest.json")
+    run_snakemake("--cores", "1", "--config", f"root={root}", f'corpus={{"url": "{server}/ijcnlp_dailydialog.zip"}}', "--", target)
+    manifest = json.loads(Path(target).read_text())
+    assert manifest["source"] == {"kind": "download", "url": f"{server}/ijcnlp_dailydialog.zip"}
+
+    other = tmp_path / "failed"
+    proc = run_snakemake(
+        "--cores", "1", "--config", f"root={other}", f'corpus={{"url": "{server}/absent.zip"}}', "--",
+        str(other / "data" / "corpus" / "manifest.json"), check=False,
+    )
+    assert proc.returncode != 0
+    assert "could not download the corpus" in proc.stdout + proc.stderr
+    assert "corpus={\"archive\"" in proc.stdout + proc.stderr
+    assert not (other / "data" / "corpus" / "manifest.json").exists()
+
+
 def test_snakemake_lint_is_clean() -> None:
     proc = run_snakemake("--lint", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -28,8 +28,8 @@ def download(url: str, dest: Path, timeout: float = 120.0) -> None:
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError(
             f"could not download the corpus from {url} ({reason}). Download it by other means and set "
-            f"'corpus.archive' to the local file, e.g. "
-            f"snakemake --config corpus.archive=/path/to/ijcnlp_dailydialog.zip ..."
+            "'corpus.archive' to the local file, in config/config.yaml or on the command line: "
+            "snakemake --config 'corpus={\"archive\": \"/path/to/ijcnlp_dailydialog.zip\"}' ..."
         ) from exc
 
 
