@@ -39,6 +39,20 @@ def test_every_schema_property_has_a_default_and_a_description() -> None:
     walk(schema, "")
 
 
+def test_config_readme_documents_every_key() -> None:
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    readme = (REPO / "config" / "README.md").read_text()
+
+    def leaves(node: dict, prefix: str = "") -> list[str]:
+        keys = []
+        for key, sub in node.get("properties", {}).items():
+            keys += leaves(sub, f"{prefix}{key}.") if "properties" in sub else [f"{prefix}{key}"]
+        return keys
+
+    missing = [key for key in leaves(schema) if f"`{key}`" not in readme]
+    assert not missing, f"config/README.md does not document {missing}"
+
+
 @pytest.mark.parametrize("name", ["config.yaml", "demo.yaml"])
 def test_shipped_configs_validate(name: str) -> None:
     validate(load(name), SCHEMA)

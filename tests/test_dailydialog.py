@@ -134,3 +134,11 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     (folder / CORPUS_FILES["emotion"]).unlink()
     with pytest.raises(CorpusError, match=r"corpus file missing: .*dialogues_emotion.txt"):
         read_corpus(folder)
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    folder = write_corpus(tmp_path, [dialogue(["Hi .", "Yo ."])])
+    (folder / CORPUS_FILES["act"]).unlink()
+    (folder / CORPUS_FILES["act"]).mkdir()  # exists but cannot be read as a file
+    with pytest.raises(CorpusError, match=r"cannot read corpus file .*dialogues_act.txt"):
+        read_corpus(folder)

@@ -235,12 +235,12 @@ class SyntheticGrammar:
                 dist[text] = dist.get(text, 0.0) + p_open * share
         return dist
 
-    def sample_dialogue(self, rng: random.Random, topic: int, max_turns: int) -> list[Template | str]:
-        """A walk from an opening template; returns alternating (template, text) as a flat list."""
+    def sample_dialogue(self, rng: random.Random, topic: int, max_turns: int) -> list[tuple[Template, str]]:
+        """A walk from an opening template of ``topic``: (template, utterance) per turn."""
         keys, probs = zip(*self.openings[topic])
         key = rng.choices(keys, probs)[0]
         values: dict[str, str] = {}
-        turns: list[Any] = []
+        turns: list[tuple[Template, str]] = []
         while True:
             t = self.templates[key]
             values = {s: values[s] if s in values else rng.choice(self.slot_values[s]) for s in t.slots}
