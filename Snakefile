@@ -13,6 +13,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/teacher.smk"
 include: "workflow/rules/tables.smk"
 
 
@@ -24,3 +25,6 @@ rule all:
     default_target: True
     input:
         rules.table8.output,
+        rules.hypotheses.output,
+        SETTINGS,
+        TEACHER_FIT,

@@ -1,8 +1,16 @@
 # Configuration validation, output paths and guards shared by every stage.
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+sys.path.insert(
+    0, str(Path(workflow.basedir) / "src")
+)  # the library, even when not installed
+
+from multiref.data.settings import parse_setting
+from multiref.errors import ConfigError
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -52,3 +60,26 @@ LIGHT = {
     "mem_mb": config["resources"]["light_mem_mb"],
     "runtime": config["resources"]["light_runtime"],
 }
+
+
+HYPOTHESIS_SHARDS = [
+    out(f"teacher/hypotheses/shard{i:04d}.parquet")
+    for i in range(config["teacher"]["shards"])
+]
+for _name in config["settings"]["names"]:
+    try:
+        _setting = parse_setting(_name)
+        _setting.epochs
+    except ConfigError as exc:
+        raise WorkflowError(f"settings.names: {exc}")
+    if _setting.k > config["teacher"]["sampling"]["n"]:
+        raise WorkflowError(
+            f"settings.names: {_name!r} needs {_setting.k} hypotheses per pair but "
+            f"teacher.sampling.n is {config['teacher']['sampling']['n']}"
+        )
+SETTINGS = [
+    out(f"data/settings/{name}.parquet") for name in config["settings"]["names"]
+]
+TEACHER_FIT = (
+    [out("teacher/fit.json")] if config["corpus"]["source"] == "synthetic" else []
+)

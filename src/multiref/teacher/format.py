@@ -1,0 +1,69 @@
+"""The authors' GPT-2 input format for (context, response) pairs.
+
+Each context utterance becomes ``<speakerX> <s> bpe(u)[:40] </s>``, where ``<speaker1>`` marks the
+speaker of the response and ``<speaker2>`` the other one (the authors' "relative" floor encoding).
+The response follows as ``<speaker1> <s> bpe(y)[:40] </s>``; the loss covers ``bpe(y)`` and ``</s>``
+only. A sequence longer than the model's positions loses its *oldest* context utterances first,
+then tokens from the left (documented in docs/fidelity.md); it is never cut on the right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from multiref.teacher.tokenizer import BOS, EOS, SPEAKER1, SPEAKER2
+
+IGNORE = -100
+
+
+@dataclass
+class TeacherFormat:
+    tokenizer: PreTrainedTokenizerBase
+    max_utterance_tokens: int = 40
+
+    def __post_init__(self) -> None:
+        ids = self.tokenizer.convert_tokens_to_ids
+        self.bos, self.eos = ids(BOS), ids(EOS)
+        self.speaker1, self.speaker2 = ids(SPEAKER1), ids(SPEAKER2)
+        self._cache: dict[str, list[int]] = {}
+
+    def bpe(self, text: str) -> list[int]:
+        """BPE ids of a normalised utterance, truncated to ``max_utterance_tokens``."""
+        if text not in self._cache:
+            ids = self.tokenizer.encode(text, add_special_tokens=False) if text else []
+            self._cache[text] = ids[: self.max_utterance_tokens]
+        return self._cache[text]
+
+    def prefix(self, context: Sequence[str], floors: Sequence[str], response_floor: str, max_len: int) -> list[int]:
+        """Context ids followed by ``<speaker1> <s>``, at most ``max_len`` ids (oldest dropped first)."""
+        turns = [
+            [self.speaker1 if floor == response_floor else self.speaker2, self.bos, *self.bpe(u), self.eos]
+            for u, floor in zip(context, floors, strict=True)
+        ]
+        tail = [self.speaker1, self.bos]
+        while turns and sum(map(len, turns)) + len(tail) > max_len:
+            turns.pop(0)
+        ids = [i for turn in turns for i in turn] + tail
+        return ids[-max_len:]
+
+    def example(
+        self, context: Sequence[str], floors: Sequence[str], response_floor: str, response: str, max_len: int
+    ) -> tuple[list[int], list[int]]:
+        """(input ids, labels) of a training pair; labels are ``IGNORE`` outside the response."""
+        target = [*self.bpe(response), self.eos]
+        prefix = self.prefix(context, floors, response_floor, max_len - len(target))
+        return prefix + target, [IGNORE] * len(prefix) + target
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of generated response ids (without ``</s>``), whitespace-normalised."""
+        return " ".join(self.tokenizer.decode(list(ids), skip_special_tokens=True).split())
+
+
+def utterance_limit(pairs_path: str) -> int:
+    """``max_utterance_tokens`` the data stage used for a pairs file (from its Parquet metadata)."""
+    from multiref.io import read_parquet_metadata
+
+    return int((read_parquet_metadata(pairs_path).get("config") or {}).get("max_utterance_tokens", 40))

@@ -1,0 +1,68 @@
+"""Building and loading the GPT-2 teacher (pretrained from the hub / a local path, or from scratch)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
+
+from multiref.teacher.tokenizer import TeacherError, load_tokenizer
+
+
+def scratch_model(tokenizer: PreTrainedTokenizerBase, arch: Mapping[str, Any], seed: int) -> GPT2LMHeadModel:
+    """A randomly initialised GPT-2 of the given shape (``n_layer``, ``n_embd``, ``n_head``, ``n_positions``)."""
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=arch["n_positions"],
+        n_embd=arch["n_embd"],
+        n_layer=arch["n_layer"],
+        n_head=arch["n_head"],
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def pretrained_model(name_or_path: str, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
+    """GPT-2 weights from the hub or a local directory, embeddings resized to the added specials."""
+    try:
+        model = GPT2LMHeadModel.from_pretrained(name_or_path)
+    except (OSError, ValueError) as exc:
+        raise TeacherError(
+            f"cannot load teacher model {name_or_path!r} ({exc}). Without internet, set 'teacher.model' "
+            "to a local directory holding a saved GPT-2 (save_pretrained)"
+        ) from exc
+    model.resize_token_embeddings(len(tokenizer))
+    model.config.bos_token_id = tokenizer.bos_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def load_teacher(path: str | Path, device: str = "cpu") -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
+    """A fine-tuned teacher saved by the teacher rule (model + tokenizer in one directory)."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise TeacherError(f"no teacher model in {path} (config.json missing); rerun the teacher rule")
+    tokenizer = load_tokenizer(path)
+    try:
+        model = GPT2LMHeadModel.from_pretrained(str(path))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise TeacherError(f"cannot load the teacher model in {path}: {exc}") from exc
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        raise TeacherError(f"{path}: the model's vocabulary is smaller than its tokenizer's")
+    return model.to(device).eval(), tokenizer
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise TeacherError(f"device {requested!r} requested but no CUDA GPU is available (use 'auto' or 'cpu')")
+    return requested

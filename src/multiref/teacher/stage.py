@@ -1,0 +1,93 @@
+"""The teacher rule end to end: tokenizer, examples, model, fine-tuning, saved directory."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
+
+from multiref.teacher.format import TeacherFormat
+from multiref.teacher.model import pretrained_model, resolve_device, scratch_model
+from multiref.teacher.tokenizer import check_special_tokens, load_tokenizer, pretrained_tokenizer, train_bpe
+from multiref.teacher.train import Example, TrainConfig, save_teacher, token_nll, train, write_curve
+
+
+def pair_examples(pairs_path: Path, fmt: TeacherFormat, max_len: int) -> list[Example]:
+    """Training examples of a pairs Parquet file, in file order."""
+    cols = pq.read_table(pairs_path, columns=["context", "context_floors", "response", "response_floor"]).to_pydict()
+    return [
+        fmt.example(c, f, rf, r, max_len)
+        for c, f, rf, r in zip(cols["context"], cols["context_floors"], cols["response_floor"], cols["response"], strict=True)
+    ]
+
+
+def teacher_tokenizer(cfg: Mapping[str, Any], sessions_path: Path, work_dir: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer: cached in ``work_dir`` so a resumed run reuses exactly the same one."""
+    cached = work_dir / "tokenizer"
+    if (cached / "tokenizer_config.json").is_file():
+        return load_tokenizer(cached)
+    if cfg["init"] == "scratch":
+        table = pq.read_table(sessions_path, columns=["split", "utterances"]).to_pydict()
+        texts = [u for split, utts in zip(table["split"], table["utterances"], strict=True) if split == "train" for u in utts]
+        tokenizer = train_bpe(texts, cfg["scratch"]["vocab_size"])
+    else:
+        tokenizer = pretrained_tokenizer(cfg["model"])
+    check_special_tokens(tokenizer, "teacher tokenizer")
+    tokenizer.save_pretrained(cached)
+    return tokenizer
+
+
+def build_teacher(
+    cfg: Mapping[str, Any],
+    sessions_path: Path,
+    train_path: Path,
+    dev_path: Path,
+    out_dir: Path,
+    curve_path: Path,
+    metrics_path: Path,
+    work_dir: Path,
+    max_utterance_tokens: int,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune (or train from scratch) the teacher and save it with its curve and dev perplexity."""
+    device = resolve_device(cfg["device"])
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = teacher_tokenizer(cfg, sessions_path, work_dir)
+    train_cfg = TrainConfig(**cfg["train"])
+    if cfg["init"] == "scratch":
+        model: GPT2LMHeadModel = scratch_model(tokenizer, cfg["scratch"], train_cfg.seed)
+    else:
+        model = pretrained_model(cfg["model"], tokenizer)
+    max_len = model.config.n_positions
+    fmt = TeacherFormat(tokenizer, max_utterance_tokens)
+    train_examples = pair_examples(train_path, fmt, max_len)
+    dev_examples = pair_examples(dev_path, fmt, max_len)
+    torch.manual_seed(train_cfg.seed)
+    start = time.perf_counter()
+    curve = train(model, train_examples, dev_examples, train_cfg, work_dir / "checkpoint.pt", tokenizer.pad_token_id, device, progress)
+    seconds = time.perf_counter() - start
+    nll, count = token_nll(model, dev_examples, train_cfg.eval_batch_size, tokenizer.pad_token_id, device)
+    metrics = {
+        "dev_loss": nll / count,
+        "dev_ppl": math.exp(nll / count),
+        "dev_tokens": count,
+        "train_examples": len(train_examples),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "init": cfg["init"],
+        "model": cfg["model"] if cfg["init"] == "pretrained" else "scratch",
+        "device": device,
+        "train_seconds_this_run": round(seconds, 3),
+    }
+    info = {"teacher": dict(cfg), "max_utterance_tokens": max_utterance_tokens, "metrics": metrics}
+    write_curve(curve, curve_path)
+    save_teacher(model.cpu(), tokenizer, out_dir, info)
+    from multiref.io import write_json
+
+    write_json(metrics, metrics_path)
+    return metrics
