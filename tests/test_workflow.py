@@ -32,15 +32,43 @@ def test_demo_builds_table8_from_its_own_outputs(demo_root: Path) -> None:
     assert r"\toprule" in tex and r"\bottomrule" in tex and "synthetic" in tex
     assert (demo_root / "data" / "synthetic" / "distribution.parquet").is_file()
     assert (demo_root / "benchmarks" / "preprocess.tsv").is_file()
-    for name in ("synthetic_corpus", "corpus", "preprocess", "table8"):
+    for name in ("synthetic_corpus", "corpus", "preprocess", "table8", "teacher", "hypotheses_shard0000", "hypotheses_gather"):
         assert (demo_root / "logs" / f"{name}.log").is_file()
 
 
 @pytest.mark.slow
+def test_demo_runs_teacher_hypotheses_and_settings(demo_root: Path) -> None:
+    pairs = pq.read_metadata(demo_root / "data" / "pairs" / "train.parquet").num_rows
+    manifest = json.loads((demo_root / "teacher" / "hypotheses" / "manifest.json").read_text())
+    assert manifest["rows"] == pairs * 20 and len(manifest["shards"]) == 2
+    assert (demo_root / "teacher" / "model" / "model.safetensors").is_file()
+    curve = pd.read_csv(demo_root / "teacher" / "curve.csv")
+    assert curve["dev_ppl"].notna().sum() == 8  # one dev evaluation per epoch
+    for name in ("gt", "hyp1", "hyp5", "hyp20", "gt+hyp1", "gt+hyp5", "gt+hyp20"):
+        meta = json.loads(pq.read_schema(demo_root / "data" / "settings" / f"{name}.parquet").metadata[b"multiref"])
+        assert meta["setting"] == name
+    fit = json.loads((demo_root / "teacher" / "fit.json").read_text())
+    # The teacher must have learnt the synthetic grammar: most samples are valid responses.
+    assert fit["samples"]["mean_valid_share"] > 0.5
+    assert fit["samples"]["mean_tv"] >= fit["samples"]["mean_tv_true_samples"] - 0.05
+    assert fit["exact"]["contexts"] == 200 and fit["exact"]["mean_kl_nats"] > 0
+
+
+@pytest.mark.slow
 def test_demo_is_deterministic(demo_root: Path, tmp_path: Path) -> None:
+    # Same thread count as the first run: CPU results are bitwise reproducible for a fixed number of threads.
     other = tmp_path / "again"
-    run_snakemake("--cores", "1", "--configfile", "config/demo.yaml", "--config", f"root={other}")
-    for rel in ("table8.csv", "table8.tex", "data/synthetic/ijcnlp_dailydialog.zip", "data/preprocess.json"):
+    run_snakemake("--cores", "2", "--configfile", "config/demo.yaml", "--config", f"root={other}")
+    for rel in (
+        "table8.csv",
+        "table8.tex",
+        "data/synthetic/ijcnlp_dailydialog.zip",
+        "data/preprocess.json",
+        "teacher/hypotheses/shard0000.parquet",
+        "teacher/hypotheses/shard0001.parquet",
+        "teacher/curve.csv",
+        "teacher/fit.json",
+    ):
         assert (demo_root / rel).read_bytes() == (other / rel).read_bytes(), rel
     first, second = (json.loads((r / "data/corpus/manifest.json").read_text()) for r in (demo_root, other))
     assert first["sha256"] == second["sha256"] and first["files"] == second["files"]

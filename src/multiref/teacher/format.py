@@ -44,7 +44,7 @@ class TeacherFormat:
             for u, floor in zip(context, floors, strict=True)
         ]
         tail = [self.speaker1, self.bos]
-        while turns and sum(map(len, turns)) + len(tail) > max_len:
+        while len(turns) > 1 and sum(map(len, turns)) + len(tail) > max_len:
             turns.pop(0)
         ids = [i for turn in turns for i in turn] + tail
         return ids[-max_len:]

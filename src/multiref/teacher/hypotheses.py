@@ -107,9 +107,8 @@ def generate_shard(
         fmt.prefix(c, f, rf, max_prefix)
         for c, f, rf in zip(rows["context"], rows["context_floors"], rows["response_floor"], strict=True)
     ]
-    key = hashlib.sha256(
-        repr((asdict(cfg), sha256_file(teacher_dir / "model.safetensors"), sha256_file(pairs_path), shard, shards)).encode()
-    ).hexdigest()[:16]
+    teacher_sha = sha256_file(teacher_dir / "model.safetensors")
+    key = hashlib.sha256(repr((asdict(cfg), teacher_sha, sha256_file(pairs_path), shard, shards)).encode()).hexdigest()[:16]
     parts_dir = work_dir / f"shard{shard:04d}-{key}"
     parts_dir.mkdir(parents=True, exist_ok=True)
     dtype = _dtype(cfg.dtype, device)
@@ -144,7 +143,7 @@ def generate_shard(
         "pair_rows": [start, stop],
         "sampling": asdict(cfg),
         "device": device,
-        "teacher": str(teacher_dir),
+        "teacher_sha256": teacher_sha,
     }
     write_parquet(result, out_path, meta)
     shutil.rmtree(parts_dir, ignore_errors=True)
