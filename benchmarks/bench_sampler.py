@@ -15,6 +15,7 @@ tokens per second of each method (median over repeats) and their ratio, measured
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import statistics
 import time
@@ -32,10 +33,18 @@ SHAPES = {
 }
 
 
-def build(model: str, device: str) -> tuple[GPT2LMHeadModel, int, int, list[list[int]] | None]:
+def build(model: str, device: str, eos_rate: float) -> tuple[GPT2LMHeadModel, int, int, list[list[int]] | None]:
     if model in SHAPES:
         torch.manual_seed(0)
         net = GPT2LMHeadModel(GPT2Config(**SHAPES[model], eos_token_id=1, pad_token_id=0))
+        if eos_rate > 0:
+            # Random weights give near-uniform next-token distributions, so </s> would (almost) never be
+            # drawn. Shift the final layer-norm bias along </s>'s embedding so that its logit rises by
+            # log(rate/(1-rate) * (V-1)): about `rate` probability per step, i.e. responses of ~1/rate tokens.
+            with torch.no_grad():
+                w = net.lm_head.weight[1]
+                lift = math.log(eos_rate / (1 - eos_rate) * (net.config.vocab_size - 1))
+                net.transformer.ln_f.bias.add_(w * lift / w.dot(w))
         return net.to(device).eval(), 1, 0, None
     from multiref.teacher.model import load_teacher
 
@@ -101,21 +110,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--eos-rate", type=float, default=1 / 12, help="random shapes: per-step </s> probability (0: none)")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
-    model, eos, pad, _ = build(args.model, args.device)
+    model, eos, pad, _ = build(args.model, args.device, args.eos_rate)
     if args.pairs:
         prefixes = pairs_contexts(args.model, args.pairs, args.contexts, args.max_new)
     else:
         prefixes = contexts(args.contexts, model.config.vocab_size)
     dtype = torch.bfloat16 if args.dtype == "bf16" else None
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, device {args.device}, dtype {args.dtype}")
-    print(f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, {len(prefixes)} contexts, max_new_tokens {args.max_new}")
-    print("| model | N | batch | generate tok/s | sampler tok/s | speed-up |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"model: {args.model}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, "
+        f"{len(prefixes)} contexts, max_new_tokens {args.max_new}, repeats {args.repeats}"
+        + (f", random weights with </s> rate {args.eos_rate:.3f}" if args.model in SHAPES else "")
+    )
+    print("| model | N | batch | generate tok/s | sampler tok/s | speed-up | mean hyp. tokens |")
+    print("|---|---|---|---|---|---|---|")
     for n in args.n:
         batch = args.batch or max(1, 640 // n)
         rates: dict[str, list[float]] = {"generate": [], "sampler": []}
+        mean_len = 0.0
         for _ in range(args.repeats):
             for name, fn in (("generate", run_generate), ("sampler", run_ours)):
                 if args.device.startswith("cuda"):
@@ -125,8 +140,9 @@ def main() -> None:
                 if args.device.startswith("cuda"):
                     torch.cuda.synchronize()
                 rates[name].append(tokens / (time.perf_counter() - start))
+                mean_len = tokens / (n * len(prefixes))
         g, s = statistics.median(rates["generate"]), statistics.median(rates["sampler"])
-        print(f"| {args.model} | {n} | {batch} | {g:,.0f} | {s:,.0f} | {s / g:.2f}x |", flush=True)
+        print(f"| {args.model} | {n} | {batch} | {g:,.0f} | {s:,.0f} | {s / g:.2f}x | {mean_len:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -111,9 +111,12 @@ def shards(setup: dict[str, Path], tmp_path: Path) -> list[Path]:
 
 
 def test_gather_accepts_complete_shards(setup: dict[str, Path], shards: list[Path], tmp_path: Path) -> None:
+    # empty hypotheses are kept (the authors do not filter them) and counted
+    rewrite(shards[0], lambda t: t.set_column(2, "text", pa.array([""] * 3 + ["a b"] * (t.num_rows - 3))).cast(HYPOTHESIS_SCHEMA))
+    rewrite(shards[0], lambda t: t.set_column(3, "n_tokens", pa.array([0] * 3 + [2] * (t.num_rows - 3), pa.int16())).cast(HYPOTHESIS_SCHEMA))
     manifest = gather(shards, setup["train"], 5, tmp_path / "manifest.json")
     n_pairs = pq.read_metadata(setup["train"]).num_rows
-    assert manifest["rows"] == n_pairs * 5 and manifest["empty_hypotheses"] == 0
+    assert manifest["rows"] == n_pairs * 5 and manifest["empty_hypotheses"] == 3
     assert len(manifest["shards"]) == 3
     assert load_hypotheses(tmp_path / "manifest.json", max_index=2).num_rows == n_pairs * 2
 

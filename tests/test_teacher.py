@@ -136,3 +136,14 @@ def test_killed_training_resumes_to_the_same_weights(data: dict[str, Path], tmp_
     metrics = json.loads((killed / "metrics.json").read_text())
     assert metrics["dev_ppl"] == json.loads((straight / "metrics.json").read_text())["dev_ppl"]
     assert 1 < metrics["dev_ppl"] < 400
+
+
+def test_corrupt_teacher_weights_are_named(local_gpt2: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "teacher"
+    shutil.copytree(local_gpt2, folder)
+    tok = pretrained_tokenizer(str(local_gpt2))
+    tok.save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(TeacherError, match=r"cannot load the teacher model in .*teacher \(corrupt or incomplete"):
+        load_teacher(folder)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from multiref.teacher.tokenizer import TeacherError, load_tokenizer
@@ -52,8 +53,8 @@ def load_teacher(path: str | Path, device: str = "cpu") -> tuple[GPT2LMHeadModel
     tokenizer = load_tokenizer(path)
     try:
         model = GPT2LMHeadModel.from_pretrained(str(path))
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise TeacherError(f"cannot load the teacher model in {path}: {exc}") from exc
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise TeacherError(f"cannot load the teacher model in {path} (corrupt or incomplete weights?): {exc}") from exc
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         raise TeacherError(f"{path}: the model's vocabulary is smaller than its tokenizer's")
     return model.to(device).eval(), tokenizer
