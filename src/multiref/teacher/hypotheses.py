@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -178,7 +179,7 @@ def gather(shard_paths: Sequence[Path], pairs_path: Path, n: int, manifest_path:
             want_pid = pair_ids[start:stop].repeat(n)
             if not (pid == want_pid).all():
                 raise ShardError("pair ids differ from the shard's block of training pairs (or are out of order)")
-            if not (hidx == torch.arange(n).repeat(stop - start).numpy()).all():
+            if not (hidx == np.tile(np.arange(n), stop - start)).all():
                 raise ShardError(f"hypothesis indices are not 0..{n - 1} for every pair (missing or duplicated)")
         except (ShardError, OSError, pa.ArrowException) as exc:
             problems.append(f"shard {index} ({path}): {exc}")

@@ -4,7 +4,8 @@ Compared with ``generate(do_sample=True, num_return_sequences=N)``, which copies
 times before running it through the model, this sampler
 
 - encodes each context once (a batch of left-padded contexts) and repeats its key/value cache N times;
-- drops finished sequences from the batch (and their cache rows) as soon as they emit ``</s>``;
+- stops finished sequences: their tokens are ignored from ``</s>`` on, and they are dropped from the
+  batch (with their cache rows) once they make up a quarter of it (``compact_at``);
 - runs in bf16 on GPU when asked (``dtype``), fp32 on CPU;
 - draws every token from one seeded ``torch.Generator``, so a fixed seed gives identical output.
 

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import torch
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
+from multiref.io import write_json
 from multiref.teacher.format import TeacherFormat
 from multiref.teacher.model import pretrained_model, resolve_device, scratch_model
 from multiref.teacher.tokenizer import check_special_tokens, load_tokenizer, pretrained_tokenizer, train_bpe
@@ -87,7 +88,5 @@ def build_teacher(
     info = {"teacher": dict(cfg), "max_utterance_tokens": max_utterance_tokens, "metrics": metrics}
     write_curve(curve, curve_path)
     save_teacher(model.cpu(), tokenizer, out_dir, info)
-    from multiref.io import write_json
-
     write_json(metrics, metrics_path)
     return metrics
