@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from multiref.teacher.tokenizer import TeacherError, load_tokenizer
+from multiref.teacher.tokenizer import TeacherError, load_tokenizer, unavailable
 
 
 def scratch_model(tokenizer: PreTrainedTokenizerBase, arch: Mapping[str, Any], seed: int) -> GPT2LMHeadModel:
@@ -34,10 +34,7 @@ def pretrained_model(name_or_path: str, tokenizer: PreTrainedTokenizerBase) -> G
     try:
         model = GPT2LMHeadModel.from_pretrained(name_or_path)
     except (OSError, ValueError) as exc:
-        raise TeacherError(
-            f"cannot load teacher model {name_or_path!r} ({exc}). Without internet, set 'teacher.model' "
-            "to a local directory holding a saved GPT-2 (save_pretrained)"
-        ) from exc
+        raise unavailable("teacher model", name_or_path, exc) from exc
     model.resize_token_embeddings(len(tokenizer))
     model.config.bos_token_id = tokenizer.bos_token_id
     model.config.eos_token_id = tokenizer.eos_token_id

@@ -22,6 +22,14 @@ class TeacherError(MultirefError):
     """The teacher model or its tokenizer is missing, unloadable or unsuitable."""
 
 
+def unavailable(what: str, name_or_path: str, exc: Exception) -> TeacherError:
+    """The error for a teacher (or its tokenizer) that cannot be loaded, with the offline remedy."""
+    return TeacherError(
+        f"cannot load {what} {name_or_path!r} ({exc}). Without internet, set 'teacher.model' to a local "
+        "directory holding a saved GPT-2 (save_pretrained)"
+    )
+
+
 def add_special_tokens(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     """Register the format's special tokens (as the authors' ``ModGPT2Tokenizer`` does)."""
     tokenizer.add_special_tokens(
@@ -50,10 +58,7 @@ def pretrained_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError) as exc:
-        raise TeacherError(
-            f"cannot load the tokenizer of teacher model {name_or_path!r} ({exc}). Without internet, set "
-            "'teacher.model' to a local directory holding a saved GPT-2 (save_pretrained)"
-        ) from exc
+        raise unavailable("the tokenizer of teacher model", name_or_path, exc) from exc
     return add_special_tokens(tokenizer)
 
 
