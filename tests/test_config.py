@@ -94,3 +94,23 @@ def test_snakemake_reports_a_bad_config_file_and_creates_nothing(tmp_path: Path)
     assert "-3 is less than the minimum of 1" in proc.stderr + proc.stdout
     assert "max_utterance_tokens" in proc.stderr + proc.stdout
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("overlay", "message"),
+    [
+        ({"settings": {"names": ["hyp7"]}}, "settings.names: data setting 'hyp7' has no epoch budget in the paper's Table 9"),
+        ({"settings": {"names": ["hyp100"]}, "teacher": {"sampling": {"n": 20}}}, "'hyp100' needs 100 hypotheses per pair but teacher.sampling.n is 20"),
+        ({"settings": {"names": ["gold"]}}, "'gold' does not match"),
+        ({"teacher": {"shards": 0}}, "0 is less than the minimum of 1"),
+        ({"teacher": {"sampling": {"top_p": 1.5}}}, "1.5 is greater than the maximum of 1"),
+        ({"teacher": {"device": "gpu"}}, "'gpu' does not match"),
+    ],
+)
+def test_unknown_or_impossible_teacher_settings_stop_the_dry_run(tmp_path: Path, overlay: dict, message: str) -> None:
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay | {"root": str(tmp_path / "out")}))
+    proc = run_snakemake("-n", "--configfile", str(path), check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "out").exists()
