@@ -1,0 +1,1 @@
+"""Dialogue models of the paper (HRED family first); one file per model, shared components."""

@@ -1,0 +1,159 @@
+"""Shared building blocks of the HRED family, following the authors' modules.
+
+- :class:`SentenceEncoder`: bidirectional GRU over word embeddings; word encodings are the mean of
+  the two directions, the sentence vector the mean of the final states over directions and layers.
+- :class:`RelFloorEncoder`: ``Linear([s; emb(same_floor)])`` with a 2-entry floor embedding
+  (is the utterance's speaker the responder?).
+- :class:`DialogueEncoder`: unidirectional GRU over sentence vectors; the dialogue vector is the mean
+  of its final states over layers.
+- :class:`AdditiveAttention`: ``e = w_emit tanh(W_q q + W_c c)``, ``out = tanh(W_out [sum a c; q])``.
+- :class:`AttentionDecoder`: ``x_t = feat_fc([emb(y_{t-1}); feat])``, GRU, attention over the context's
+  word encodings, ``project_fc`` to the embedding size and a classifier tied to the embeddings.
+
+Dropout is the authors': embedding-row dropout (a word is dropped everywhere in the batch) and
+"locked" dropout with one mask per feature shared across batch and time.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+def init_linear(module: nn.Linear, scale: float = 0.1) -> None:
+    """Uniform(-scale, scale) weights and zero bias, as the authors' ``init_module_weights``."""
+    nn.init.uniform_(module.weight, -scale, scale)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def init_rnn(module: nn.RNNBase) -> None:
+    """Xavier-uniform weight matrices (biases keep PyTorch's default), as the authors do."""
+    for name, param in module.named_parameters():
+        if "weight" in name:
+            nn.init.xavier_uniform_(param)
+
+
+def embedded_dropout(embedding: nn.Embedding, words: Tensor, p: float, training: bool) -> Tensor:
+    """Embeddings of ``words`` with whole rows of the embedding matrix dropped with probability ``p``."""
+    weight = embedding.weight
+    if training and p > 0:
+        mask = weight.new_empty((weight.size(0), 1)).bernoulli_(1 - p) / (1 - p)
+        weight = weight * mask
+    return nn.functional.embedding(words, weight, embedding.padding_idx)
+
+
+class LockedDropout(nn.Module):
+    """Dropout with one mask per feature, shared over the batch and the time steps."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        shape = (1,) * (x.dim() - 1) + (x.size(-1),)
+        return x * x.new_empty(shape).bernoulli_(1 - self.p) / (1 - self.p)
+
+
+def _run_gru(rnn: nn.GRU, inputs: Tensor, lengths: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """A GRU over padded sequences (length 0 treated as 1, as the authors do)."""
+    lengths = lengths.clamp(min=1).cpu()
+    packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+    outputs, final = rnn(packed) if h0 is None else rnn(packed, h0)
+    outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=inputs.size(1))
+    return outputs, final
+
+
+class SentenceEncoder(nn.Module):
+    def __init__(self, embedding: nn.Embedding, hidden: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.hidden = hidden
+        self.rnn = nn.GRU(embedding.embedding_dim, hidden, layers, batch_first=True, bidirectional=True)
+        self.p_emb = dropout
+        self.drop = LockedDropout(dropout)
+        init_rnn(self.rnn)
+
+    def forward(self, words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """words [N, T] -> word encodings [N, T, H] and sentence vectors [N, H]."""
+        x = self.drop(embedded_dropout(self.embedding, words, self.p_emb, self.training))
+        outputs, final = _run_gru(self.rnn, x, lengths)
+        outputs = outputs.view(words.size(0), words.size(1), 2, self.hidden).mean(2)
+        return self.drop(outputs), self.drop(final.mean(0))
+
+
+class RelFloorEncoder(nn.Module):
+    def __init__(self, hidden: int, floor_dim: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(2, floor_dim)
+        self.linear = nn.Linear(hidden + floor_dim, hidden)
+        nn.init.uniform_(self.embedding.weight, -1.0, 1.0)
+        init_linear(self.linear)
+
+    def forward(self, sentences: Tensor, floors: Tensor, response_floor: Tensor) -> Tensor:
+        """sentences [B, C, H], floors [B, C], response_floor [B] -> [B, C, H]."""
+        same = (floors == response_floor.unsqueeze(1)).long()
+        return self.linear(torch.cat([sentences, self.embedding(same)], dim=-1))
+
+
+class DialogueEncoder(nn.Module):
+    def __init__(self, hidden: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(hidden, hidden, layers, batch_first=True)
+        self.drop = LockedDropout(dropout)
+        init_rnn(self.rnn)
+
+    def forward(self, sentences: Tensor, n_turns: Tensor) -> Tensor:
+        """sentences [B, C, H] with ``n_turns`` real turns each -> dialogue vector [B, H]."""
+        _, final = _run_gru(self.rnn, sentences, n_turns)
+        return self.drop(final.mean(0))
+
+
+class AdditiveAttention(nn.Module):
+    def __init__(self, query_dim: int, context_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.w_query = nn.Linear(query_dim, hidden)
+        self.w_context = nn.Linear(context_dim, hidden)
+        self.w_emit = nn.Linear(hidden, 1)
+        self.linear_out = nn.Linear(query_dim + context_dim, query_dim)
+        for layer in (self.w_query, self.w_context, self.w_emit, self.linear_out):
+            init_linear(layer)
+
+    def forward(self, query: Tensor, context: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """query [B, Q, Dq], context [B, K, Dc], mask [B, K] (True = attend) -> ([B, Q, Dq], [B, Q, K])."""
+        scores = self.w_emit(torch.tanh(self.w_context(context).unsqueeze(1) + self.w_query(query).unsqueeze(2))).squeeze(-1)
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        attn = torch.nan_to_num(scores.softmax(-1), nan=0.0)  # a row with nothing to attend gets zeros
+        mixed = torch.bmm(attn, context)
+        return torch.tanh(self.linear_out(torch.cat([mixed, query], dim=-1))), attn
+
+
+class AttentionDecoder(nn.Module):
+    def __init__(self, embedding: nn.Embedding, hidden: int, layers: int, feat_dim: int, attn_dim: int, dropout: float) -> None:
+        super().__init__()
+        emb_dim = embedding.embedding_dim
+        self.embedding = embedding
+        self.layers, self.hidden = layers, hidden
+        self.feat_fc = nn.Linear(emb_dim + feat_dim, emb_dim)
+        self.rnn = nn.GRU(emb_dim, hidden, layers, batch_first=True)
+        self.attention = AdditiveAttention(hidden, attn_dim, hidden)
+        self.project_fc = nn.Linear(hidden, emb_dim)
+        self.classifier = nn.Linear(emb_dim, embedding.num_embeddings)
+        self.classifier.weight = embedding.weight  # tied output embeddings
+        self.p_emb = dropout
+        self.drop = LockedDropout(dropout)
+        init_linear(self.feat_fc)
+        init_linear(self.project_fc)
+        nn.init.zeros_(self.classifier.bias)
+        init_rnn(self.rnn)
+
+    def forward(self, inputs: Tensor, h0: Tensor, feat: Tensor, memory: Tensor, memory_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Teacher forcing (or one step): inputs [B, T] -> logits [B, T, V] and the last hidden state."""
+        x = embedded_dropout(self.embedding, inputs, self.p_emb, self.training)
+        x = self.feat_fc(torch.cat([x, feat.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1))
+        outputs, hidden = self.rnn(self.drop(x), h0)
+        outputs, _ = self.attention(self.drop(outputs), memory, memory_mask)
+        return self.classifier(self.project_fc(outputs)), hidden

@@ -1,0 +1,93 @@
+"""HRED (Serban et al., 2016) as in Zhao, Lala & Kawahara (2021), §4.1 and Appendix B.1.
+
+For a context of utterances x_1..x_n with floors f_1..f_n and a response y spoken by floor f_y:
+
+    w_i, h_i = SentEnc(x_i)                      word encodings and sentence vector (biGRU)
+    s_i      = W_f [h_i ; e(f_i == f_y)]         relative floor encoding
+    c        = DialEnc(s_1, ..., s_n)            dialogue vector (GRU)
+    d_0      = W_init c
+    d_t      = GRU(W_x [e(y_{t-1}) ; c], d_{t-1})
+    o_t      = Attn(d_t, {w_i})                  additive attention over all context words
+    p(y_t | y_<t, x) = softmax(E^T W_p o_t + b)  tied output embeddings
+
+The loss is the mean negative log-likelihood of the response tokens after ``<s>`` (``</s>`` included).
+HRED_l and HRED_xl are the same model with larger ``hidden`` and ``layers``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from multiref.models.components import AttentionDecoder, DialogueEncoder, RelFloorEncoder, SentenceEncoder
+
+
+@dataclass(frozen=True)
+class HREDConfig:
+    vocab_size: int
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+    embedding_dim: int = 200
+    floor_dim: int = 30
+    hidden: int = 500
+    layers: int = 1
+    dropout: float = 0.2
+
+
+class HRED(nn.Module):
+    def __init__(self, cfg: HREDConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_dim, padding_idx=cfg.pad_id)
+        self.sentence_encoder = SentenceEncoder(self.embedding, cfg.hidden, cfg.layers, cfg.dropout)
+        self.floor_encoder = RelFloorEncoder(cfg.hidden, cfg.floor_dim)
+        self.dialogue_encoder = DialogueEncoder(cfg.hidden, cfg.layers, cfg.dropout)
+        self.enc2dec = nn.Linear(cfg.hidden, cfg.layers * cfg.hidden)
+        self.decoder = AttentionDecoder(self.embedding, cfg.hidden, cfg.layers, cfg.hidden, cfg.hidden, cfg.dropout)
+
+    def encode(self, x: Tensor, x_floor: Tensor, y_floor: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x [B, C, T] context ids (padded turns are all padding) -> memory [B, C*T, H], its mask, c [B, H]."""
+        b, turns, width = x.shape
+        lengths = (x != self.cfg.pad_id).sum(-1)  # [B, C]
+        words, sentences = self.sentence_encoder(x.view(b * turns, width), lengths.view(-1))
+        sentences = self.floor_encoder(sentences.view(b, turns, -1), x_floor, y_floor)
+        context = self.dialogue_encoder(sentences, (lengths > 0).sum(-1))
+        memory = words.reshape(b, turns * width, -1)
+        return memory, (x != self.cfg.pad_id).view(b, turns * width), context
+
+    def initial_state(self, context: Tensor) -> Tensor:
+        h = self.enc2dec(context).view(context.size(0), self.cfg.layers, self.cfg.hidden)
+        return h.transpose(0, 1).contiguous()
+
+    def forward(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor) -> dict[str, Tensor]:
+        """Teacher-forced loss of responses y [B, Ty] (``<s>`` ... ``</s>``, right-padded)."""
+        memory, mask, context = self.encode(x, x_floor, y_floor)
+        logits, _ = self.decoder(y[:, :-1], self.initial_state(context), context, memory, mask)
+        target = y[:, 1:]
+        nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
+        n_tokens = (target != self.cfg.pad_id).sum()
+        return {"loss": nll.sum() / n_tokens.clamp(min=1), "nll_sum": nll.sum(), "n_tokens": n_tokens}
+
+    @torch.no_grad()
+    def greedy(self, x: Tensor, x_floor: Tensor, y_floor: Tensor, max_len: int = 40) -> Tensor:
+        """Greedy decoding (the authors' test decoding): ids [B, <= max_len], ``</s>`` then padding."""
+        memory, mask, context = self.encode(x, x_floor, y_floor)
+        hidden = self.initial_state(context)
+        token = torch.full((x.size(0), 1), self.cfg.bos_id, dtype=torch.long, device=x.device)
+        out, done = [], torch.zeros(x.size(0), dtype=torch.bool, device=x.device)
+        for _ in range(max_len):
+            logits, hidden = self.decoder(token, hidden, context, memory, mask)
+            token = logits[:, -1].argmax(-1, keepdim=True)
+            out.append(token.masked_fill(done.unsqueeze(1), self.cfg.pad_id))
+            done |= token.squeeze(1) == self.cfg.eos_id
+            if done.all():
+                break
+        return torch.cat(out, dim=1)
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Distinct parameters (tied weights counted once), as ``sum(p.numel() for p in parameters())``."""
+    return sum(p.numel() for p in model.parameters())
