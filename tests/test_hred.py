@@ -30,8 +30,7 @@ def batch() -> tuple[torch.Tensor, ...]:
 def test_authors_module_arithmetic() -> None:
     """Parameter count of the authors' modules at the paper's HRED dimensions with a 10,000 vocabulary.
 
-    The paper reports 8.04 M; these modules give 8,430,461 (+4.9 %): an open question recorded as M1
-    in docs/fidelity.md (a vocabulary of about 8,057 words would give exactly 8.04 M)."""
+    The paper reports 8.04 "M", which is 8,430,461 / 2^20 (docs/fidelity.md, M1)."""
     expected = (
         10000 * 200  # tied word embeddings
         + 2 * 3 * (500 * 200 + 500 * 500 + 2 * 500)  # biGRU sentence encoder

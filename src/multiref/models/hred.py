@@ -75,9 +75,13 @@ class HRED(nn.Module):
     def greedy(self, x: Tensor, x_floor: Tensor, y_floor: Tensor, max_len: int = 40) -> Tensor:
         """Greedy decoding (the authors' test decoding): ids [B, <= max_len], ``</s>`` then padding."""
         memory, mask, context = self.encode(x, x_floor, y_floor)
+        return self._greedy_from(context, memory, mask, max_len)
+
+    def _greedy_from(self, context: Tensor, memory: Tensor, mask: Tensor, max_len: int) -> Tensor:
+        """Greedy decoding from a decoder context vector [B, H] and the word memory."""
         hidden = self.initial_state(context)
-        token = torch.full((x.size(0), 1), self.cfg.bos_id, dtype=torch.long, device=x.device)
-        out, done = [], torch.zeros(x.size(0), dtype=torch.bool, device=x.device)
+        token = torch.full((context.size(0), 1), self.cfg.bos_id, dtype=torch.long, device=context.device)
+        out, done = [], torch.zeros(context.size(0), dtype=torch.bool, device=context.device)
         for _ in range(max_len):
             logits, hidden = self.decoder(token, hidden, context, memory, mask)
             token = logits[:, -1].argmax(-1, keepdim=True)
