@@ -14,6 +14,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/tables.smk"
 
 
@@ -28,3 +29,4 @@ rule all:
         rules.hypotheses.output,
         SETTINGS,
         TEACHER_FIT,
+        RUNS,

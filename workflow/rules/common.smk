@@ -83,3 +83,36 @@ SETTINGS = [
 TEACHER_FIT = (
     [out("teacher/fit.json")] if config["corpus"]["source"] == "synthetic" else []
 )
+
+
+def model_spec(wildcards):
+    """The configuration entry of a model name, or a clear error naming the unknown one."""
+    if wildcards.model not in config["models"]:
+        raise WorkflowError(
+            f"unknown model {wildcards.model!r}; configured models: {', '.join(sorted(config['models']))}"
+        )
+    return config["models"][wildcards.model]
+
+
+def run_inputs(wildcards):
+    """Inputs of one training run; hypotheses only for settings that use them."""
+    model_spec(wildcards)
+    inputs = {
+        "setting": out(f"data/settings/{wildcards.data}.parquet"),
+        "train": out("data/pairs/train.parquet"),
+        "dev": out("data/pairs/dev.parquet"),
+        "vocab": out("data/vocab.parquet"),
+    }
+    if parse_setting(wildcards.data).k > 0:
+        inputs["hypotheses"] = out("teacher/hypotheses/manifest.json")
+    return inputs
+
+
+for _name in config["runs"]["models"]:
+    if _name not in config["models"]:
+        raise WorkflowError(f"runs.models: unknown model {_name!r}")
+RUNS = [
+    out(f"runs/{m}/{d}/model.pt")
+    for m in config["runs"]["models"]
+    for d in config["runs"]["settings"]
+]

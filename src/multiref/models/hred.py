@@ -62,8 +62,9 @@ class HRED(nn.Module):
         h = self.enc2dec(context).view(context.size(0), self.cfg.layers, self.cfg.hidden)
         return h.transpose(0, 1).contiguous()
 
-    def forward(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor) -> dict[str, Tensor]:
-        """Teacher-forced loss of responses y [B, Ty] (``<s>`` ... ``</s>``, right-padded)."""
+    def forward(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor, step: int = 0) -> dict[str, Tensor]:
+        """Teacher-forced loss of responses y [B, Ty] (``<s>`` ... ``</s>``, right-padded); ``step`` is
+        unused here (latent models anneal their KL term with it)."""
         memory, mask, context = self.encode(x, x_floor, y_floor)
         logits, _ = self.decoder(y[:, :-1], self.initial_state(context), context, memory, mask)
         target = y[:, 1:]

@@ -60,7 +60,7 @@ class VHRED(HRED):
     def kl_weight(self, step: int) -> float:
         return min(1.0, step / self.cfg.anneal_steps) if self.cfg.anneal_steps > 0 else 1.0
 
-    def forward(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor, step: int = 0) -> dict[str, Tensor]:  # type: ignore[override]
+    def forward(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor, step: int = 0) -> dict[str, Tensor]:
         memory, mask, context = self.encode(x, x_floor, y_floor)
         _, y_vec = self.sentence_encoder(y, (y != self.cfg.pad_id).sum(-1))
         prior = self.prior(context)

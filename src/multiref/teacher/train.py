@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
+from multiref.checkpoint import load_state, save_state
 from multiref.io import atomic_path, write_json
 from multiref.teacher.format import IGNORE
 
@@ -114,31 +115,10 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_schedule(cfg.warmup_steps, total_steps))
     fingerprint = {"config": asdict(cfg), "n_train": len(train_examples), "n_dev": len(dev_examples)}
     state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "curve": [], "loss_sum": 0.0, "loss_n": 0}
-    if checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
-        if saved["fingerprint"] == fingerprint:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            torch.set_rng_state(saved["rng_cpu"])
-            if saved.get("rng_cuda") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(saved["rng_cuda"])
-            state = saved["state"]
+    state = load_state(checkpoint, fingerprint, model, optimizer, scheduler, device) or state
 
     def save() -> None:
-        with atomic_path(checkpoint) as tmp:
-            torch.save(
-                {
-                    "fingerprint": fingerprint,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng_cpu": torch.get_rng_state(),
-                    "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                    "state": state,
-                },
-                tmp,
-            )
+        save_state(checkpoint, fingerprint, model, optimizer, scheduler, state)
 
     bar = tqdm(total=total_steps, initial=state["step"], desc="teacher", unit="step", disable=not progress, mininterval=5)
     while state["epoch"] < cfg.epochs:

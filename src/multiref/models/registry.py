@@ -1,0 +1,53 @@
+"""Models by name: the configuration declares them, this module builds, saves and reloads them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from multiref.errors import ConfigError, MultirefError
+from multiref.io import atomic_path
+from multiref.models.hred import HRED, HREDConfig, parameter_count
+from multiref.models.vhred import VHRED, VHREDConfig
+
+KINDS: dict[str, tuple[type[torch.nn.Module], type]] = {"hred": (HRED, HREDConfig), "vhred": (VHRED, VHREDConfig)}
+
+
+def build(name: str, spec: Mapping[str, Any], vocab_size: int, special_ids: Mapping[str, int]) -> torch.nn.Module:
+    """A model from its configuration entry (``kind`` plus the dimensions of its config class)."""
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"model {name!r}: unknown kind {kind!r} (known: {sorted(KINDS)})")
+    cls, config_cls = KINDS[kind]
+    fields = {k: v for k, v in spec.items() if k != "kind"}
+    try:
+        cfg = config_cls(vocab_size=vocab_size, **special_ids, **fields)
+    except TypeError as exc:
+        raise ConfigError(f"model {name!r}: {exc}") from exc
+    return cls(cfg)
+
+
+def save(model: torch.nn.Module, name: str, path: Path, info: Mapping[str, Any]) -> None:
+    """The weights with everything needed to rebuild the model alone (kind, config, vocabulary hash)."""
+    kind = next(k for k, (cls, _) in KINDS.items() if type(model) is cls)
+    with atomic_path(path) as tmp:
+        torch.save({"name": name, "kind": kind, "config": asdict(model.cfg), "state_dict": model.state_dict(),
+                    "parameters": parameter_count(model), **info}, tmp)
+
+
+def load(path: Path, vocab_sha256: str | None = None, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild a saved model; with ``vocab_sha256``, refuse one trained on another vocabulary."""
+    try:
+        saved = torch.load(path, map_location=device, weights_only=False)
+        cls, config_cls = KINDS[saved["kind"]]
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise MultirefError(f"{path}: not a multiref model checkpoint ({exc})") from exc
+    if vocab_sha256 is not None and saved.get("vocab_sha256") != vocab_sha256:
+        raise MultirefError(f"{path}: trained with another vocabulary (sha256 {saved.get('vocab_sha256')}, expected {vocab_sha256})")
+    model = cls(config_cls(**saved["config"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device).eval(), saved

@@ -1,0 +1,163 @@
+"""Training a dialogue model with the paper's schedule (Appendix B.2), resumable after a kill.
+
+Adam, lr 1e-3, gradient norm clipped at 1, batch 30, data reshuffled every epoch (a permutation fixed
+by the seed and the epoch), validation every 1,000 steps with ``ReduceLROnPlateau`` (x0.75, patience 3)
+on the dev loss (plus one final validation), and a stop when the learning rate falls to 1e-7 (checked at the start of an epoch, as
+the authors do), at the epoch budget of the paper's Table 9, or at an optional example budget. The
+kept model is the best on the dev loss (``keep="best"``) or the last one (``keep="last"``, the authors').
+A non-finite loss stops training with the step number and the last finite losses; the checkpoint on
+disk is the last good one.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from multiref.checkpoint import load_state, save_state
+from multiref.errors import MultirefError
+from multiref.io import atomic_path
+from multiref.models.data import Example, collate
+from multiref.teacher.train import epoch_batches
+
+
+class TrainingDiverged(MultirefError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    epochs: int = 100
+    max_examples: int | None = None
+    batch_size: int = 30
+    eval_batch_size: int = 60
+    lr: float = 1e-3
+    max_grad_norm: float = 1.0
+    decay: float = 0.75
+    patience: int = 3
+    validate_every: int = 1000
+    min_lr: float = 1e-7
+    seed: int = 42
+    keep: str = "best"
+    log_every: int = 100
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, examples: Sequence[Example], batch_size: int, pad_id: int, device: str, step: int) -> dict[str, float]:
+    """Dev loss (the model's objective, averaged over batches) and token-level perplexity."""
+    was_training = model.training
+    model.eval()
+    losses, nll, tokens = [], 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        out = model(*collate(examples[start : start + batch_size], pad_id, device), step=step)
+        losses.append(float(out["loss"]))
+        nll += float(out["nll_sum"])
+        tokens += int(out["n_tokens"])
+    model.train(was_training)
+    return {"dev_loss": sum(losses) / max(len(losses), 1), "dev_ppl": math.exp(nll / max(tokens, 1))}
+
+
+def train_model(
+    model: torch.nn.Module,
+    train_examples: Sequence[Example],
+    dev_examples: Sequence[Example],
+    schedule: Schedule,
+    checkpoint: Path,
+    pad_id: int,
+    device: str = "cpu",
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train in place; returns the log rows and the summary. The kept weights are loaded into ``model``."""
+    if schedule.keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {schedule.keep!r}")
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=schedule.decay, patience=schedule.patience)
+    fingerprint = {"schedule": asdict(schedule), "n_train": len(train_examples), "n_dev": len(dev_examples)}
+    state: dict[str, Any] = {
+        "epoch": 0, "batch": 0, "step": 0, "examples": 0, "log": [], "best": math.inf, "best_weights": None,
+        "recent": [], "stop": None,
+    }
+    state = load_state(checkpoint, fingerprint, model, optimizer, plateau, device) or state
+
+    def lr() -> float:
+        return optimizer.param_groups[0]["lr"]
+
+    def validate() -> None:
+        dev = evaluate(model, dev_examples, schedule.eval_batch_size, pad_id, device, state["step"])
+        plateau.step(dev["dev_loss"])
+        if dev["dev_loss"] < state["best"]:
+            state["best"] = dev["dev_loss"]
+            state["best_weights"] = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": lr(), "train_loss": None, **dev})
+        save_state(checkpoint, fingerprint, model, optimizer, plateau, state)
+
+    steps_per_epoch = math.ceil(len(train_examples) / schedule.batch_size)
+    bar = tqdm(total=steps_per_epoch * schedule.epochs, initial=state["step"], desc="train", unit="step", disable=not progress, mininterval=5)
+    recent: deque[float] = deque(state["recent"], maxlen=5)
+    while state["stop"] is None:
+        if state["epoch"] >= schedule.epochs:
+            state["stop"] = "epoch budget"
+            break
+        if state["batch"] == 0 and lr() <= schedule.min_lr:
+            state["stop"] = "learning rate below minimum"
+            break
+        batches = epoch_batches(len(train_examples), schedule.batch_size, schedule.seed, state["epoch"])
+        while state["batch"] < len(batches):
+            chosen = [train_examples[i] for i in batches[state["batch"]]]
+            loss = model(*collate(chosen, pad_id, device), step=state["step"])["loss"]
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"non-finite loss ({loss.item()}) at step {state['step'] + 1}; last finite losses "
+                    f"{[round(v, 4) for v in recent]}; the last good checkpoint is {checkpoint}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.max_grad_norm)
+            optimizer.step()
+            state["batch"] += 1
+            state["step"] += 1
+            state["examples"] += len(chosen)
+            recent.append(loss.item())
+            state["recent"] = list(recent)
+            bar.update(1)
+            if state["step"] % schedule.log_every == 0:
+                state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": lr(), "train_loss": loss.item(), "dev_loss": None, "dev_ppl": None})
+            if state["step"] % schedule.validate_every == 0:
+                validate()
+            if schedule.max_examples and state["examples"] >= schedule.max_examples:
+                state["stop"] = "example budget"
+                break
+            if stop_after is not None and state["step"] >= stop_after:
+                bar.close()
+                return {"log": state["log"], "stopped": "interrupted"}
+        if state["stop"] is None:
+            state["epoch"] += 1
+            state["batch"] = 0
+            save_state(checkpoint, fingerprint, model, optimizer, plateau, state)
+    bar.close()
+    if not state["log"] or state["log"][-1]["step"] != state["step"] or state["log"][-1]["dev_loss"] is None:
+        validate()  # a final validation, so that the best model is chosen among all validated states
+    save_state(checkpoint, fingerprint, model, optimizer, plateau, state)
+    if schedule.keep == "best" and state["best_weights"] is not None:
+        model.load_state_dict(state["best_weights"])
+    return {"log": state["log"], "stopped": state["stop"], "steps": state["step"], "examples": state["examples"], "best_dev_loss": state["best"]}
+
+
+def write_log(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    fields = ["step", "epoch", "lr", "train_loss", "dev_loss", "dev_ppl"]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in fields})

@@ -1,0 +1,30 @@
+# Model stage: one training job per (model, data setting), one GPU each where there is one.
+
+
+rule train_model:
+    input:
+        unpack(run_inputs),
+    output:
+        model=out("runs/{model}/{data}/model.pt"),
+        log=out("runs/{model}/{data}/log.csv"),
+        info=out("runs/{model}/{data}/info.json"),
+    log:
+        log_path("train_{model}_{data}"),
+    benchmark:
+        out("runs/{model}/{data}/benchmark.tsv")
+    wildcard_constraints:
+        model=r"[a-z0-9_]+",
+        data=r"gt|hyp\d+|gt\+hyp\d+",
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["resources"]["gpu_threads"]
+    resources:
+        gpu=1,
+        mem_mb=config["resources"]["gpu_mem_mb"],
+        runtime=config["resources"]["train_runtime"],
+    params:
+        spec=model_spec,
+        train=config["train"],
+        work=lambda wc: out(f"work/runs/{wc.model}/{wc.data}"),
+    script:
+        "../scripts/train_model.py"

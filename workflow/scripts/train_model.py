@@ -1,0 +1,28 @@
+"""Snakemake adapter: train one model on one data setting."""
+
+import _src  # noqa: F401  (puts src/ on sys.path)
+from pathlib import Path
+
+import torch
+
+from multiref.models.stage import train_run
+from multiref.workflow import step
+
+with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
+    torch.set_num_threads(snakemake.threads)  # noqa: F821
+    inp, out, params, wc = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards  # noqa: F821
+    info = train_run(
+        name=wc.model,
+        spec=params.spec,
+        train_cfg=params.train,
+        setting_path=Path(inp.setting),
+        train_pairs=Path(inp.train),
+        dev_pairs=Path(inp.dev),
+        vocab_path=Path(inp.vocab),
+        hypotheses_manifest=Path(inp.hypotheses) if "hypotheses" in inp.keys() else None,
+        model_path=Path(out.model),
+        log_path=Path(out.log),
+        info_path=Path(out.info),
+        work_dir=Path(params.work),
+    )
+    log.info("run: %s", info)
