@@ -6,8 +6,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from conftest import REPO, run_snakemake
+from multiref.models import registry
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +57,35 @@ def test_demo_runs_teacher_hypotheses_and_settings(demo_root: Path) -> None:
 
 
 @pytest.mark.slow
+def test_demo_trains_every_model_on_gt_and_hyp5(demo_root: Path) -> None:
+    for model in ("hred", "vhred", "vhred_gmm3", "vhred_lgm3"):
+        for setting in ("gt", "hyp5"):
+            run = demo_root / "runs" / model / setting
+            info = json.loads((run / "info.json").read_text())
+            assert info["stopped"] == "epoch budget" and info["setting"] == setting
+            log = pd.read_csv(run / "log.csv")
+            train = log["train_loss"].dropna()
+            assert train.iloc[-1] < train.iloc[0], f"{model}/{setting}: training loss did not decrease"
+            assert (run / "benchmark.tsv").is_file()
+            loaded, saved = registry.load(run / "model.pt")
+            assert saved["parameters"] == info["parameters"] == sum(p.numel() for p in loaded.parameters())
+
+
+def test_unknown_model_is_named(tmp_path: Path) -> None:
+    proc = run_snakemake("-n", "--configfile", "config/demo.yaml", "--config", f"root={tmp_path / 'r'}", "--",
+                         str(tmp_path / "r" / "runs" / "transformer" / "gt" / "model.pt"), check=False)
+    assert proc.returncode != 0 and "unknown model 'transformer'; configured models:" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
 def test_demo_is_deterministic(demo_root: Path, tmp_path: Path) -> None:
     # Same thread count as the first run: CPU results are bitwise reproducible for a fixed number of threads.
+    # The rerun stops at the hypotheses, the settings and one training run, to keep the suite short.
     other = tmp_path / "again"
-    run_snakemake("--cores", "2", "--configfile", "config/demo.yaml", "--config", f"root={other}")
+    targets = [str(other / t) for t in ("table8.tex", "teacher/fit.json", "runs/vhred_lgm3/gt/model.pt")]
+    run_snakemake("--cores", "2", "--configfile", "config/demo.yaml", "--config", f"root={other}", "--", *targets)
+    first_run, second_run = (registry.load(r / "runs/vhred_lgm3/gt/model.pt")[0].state_dict() for r in (demo_root, other))
+    assert all(torch.equal(a, b) for a, b in zip(first_run.values(), second_run.values(), strict=True))
     for rel in (
         "table8.csv",
         "table8.tex",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -44,7 +45,7 @@ def load(path: Path, vocab_sha256: str | None = None, device: str = "cpu") -> tu
     try:
         saved = torch.load(path, map_location=device, weights_only=False)
         cls, config_cls = KINDS[saved["kind"]]
-    except (OSError, KeyError, RuntimeError) as exc:
+    except (OSError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
         raise MultirefError(f"{path}: not a multiref model checkpoint ({exc})") from exc
     if vocab_sha256 is not None and saved.get("vocab_sha256") != vocab_sha256:
         raise MultirefError(f"{path}: trained with another vocabulary (sha256 {saved.get('vocab_sha256')}, expected {vocab_sha256})")
