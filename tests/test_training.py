@@ -120,3 +120,14 @@ def test_unknown_kind_and_missing_hypotheses(data: dict[str, Path], tmp_path: Pa
     with pytest.raises(ConfigError, match="needs 5 hypotheses per pair but the teacher's hypotheses are missing"):
         train_run("tiny", SPEC, TRAIN, tmp_path / "hyp5.parquet", data["train"], data["dev"], data["vocab"],
                   tmp_path / "none.json", tmp_path / "m.pt", tmp_path / "l.csv", tmp_path / "i.json", tmp_path / "w", progress=False)
+
+
+def test_checkpoint_of_another_model_is_ignored_not_loaded(data: dict[str, Path], tmp_path: Path, caplog) -> None:
+    out = tmp_path / "d"
+    train = TRAIN | {"epochs": 1}
+    run(data, out, train)
+    other = SPEC | {"hidden": 10}
+    with caplog.at_level("WARNING", logger="multiref"):
+        info = train_run("tiny", other, train, data["gt"], data["train"], data["dev"], data["vocab"], None,
+                         out / "model.pt", out / "log.csv", out / "info.json", out / "work", progress=False)
+    assert "ignoring checkpoint" in caplog.text and info["steps"] > 0

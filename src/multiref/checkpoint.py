@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ def load_state(path: Path, fingerprint: dict[str, Any], model: torch.nn.Module, 
         return None
     saved = torch.load(path, map_location=device, weights_only=False)
     if saved.get("fingerprint") != fingerprint:
+        logging.getLogger("multiref").warning(
+            "ignoring checkpoint %s: it was made with another configuration, model or data; starting afresh", path
+        )
         return None
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])

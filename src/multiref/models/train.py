@@ -83,7 +83,12 @@ def train_model(
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=schedule.decay, patience=schedule.patience)
-    fingerprint = {"schedule": asdict(schedule), "n_train": len(train_examples), "n_dev": len(dev_examples)}
+    fingerprint = {
+        "schedule": asdict(schedule),
+        "model": repr(getattr(model, "cfg", type(model).__name__)),
+        "n_train": len(train_examples),
+        "n_dev": len(dev_examples),
+    }
     state: dict[str, Any] = {
         "epoch": 0, "batch": 0, "step": 0, "examples": 0, "log": [], "best": math.inf, "best_weights": None,
         "recent": [], "stop": None,
