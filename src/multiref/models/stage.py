@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import torch
 
 from multiref.errors import ConfigError
@@ -14,7 +15,8 @@ from multiref.io import read_parquet_metadata, sha256_file, write_json
 from multiref.models import registry
 from multiref.models.data import load_vocabulary, pair_examples, setting_examples
 from multiref.models.hred import parameter_count
-from multiref.models.train import Schedule, train_model, write_log
+from multiref.models.train import Schedule, train_model
+from multiref.training import write_log
 from multiref.teacher.hypotheses import load_hypotheses
 from multiref.teacher.model import resolve_device
 
@@ -53,7 +55,7 @@ def train_run(
     dev_examples = list(pair_examples(dev_pairs).values())
     epochs = train_cfg["epochs"] if train_cfg["epochs"] is not None else int(meta["epochs"])
     # Table 9's "max steps" count training examples for the paper's 59,305 pairs: scale to this corpus.
-    n_pairs = len(pair_examples(train_pairs))
+    n_pairs = pq.read_metadata(train_pairs).num_rows
     budget = round(float(meta["paper_max_steps"]) / 59305 * n_pairs) if train_cfg["example_budget"] else None
     schedule = Schedule(epochs=epochs, max_examples=budget, **{k: train_cfg[k] for k in SCHEDULE_KEYS})
     specials = {"pad_id": vocab.id("<pad>"), "bos_id": vocab.id("<s>"), "eos_id": vocab.id("</s>")}

@@ -11,8 +11,6 @@ disk is the last good one.
 
 from __future__ import annotations
 
-import copy
-import csv
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -23,11 +21,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from multiref.checkpoint import load_state, save_state
 from multiref.errors import MultirefError
-from multiref.io import atomic_path
 from multiref.models.data import Example, collate
-from multiref.teacher.train import epoch_batches
+from multiref.training import epoch_batches, load_state, save_state
 
 
 class TrainingDiverged(MultirefError):
@@ -103,7 +99,7 @@ def train_model(
         plateau.step(dev["dev_loss"])
         if dev["dev_loss"] < state["best"]:
             state["best"] = dev["dev_loss"]
-            state["best_weights"] = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            state["best_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": lr(), "train_loss": None, **dev})
         save_state(checkpoint, fingerprint, model, optimizer, plateau, state)
 
@@ -157,12 +153,3 @@ def train_model(
     if schedule.keep == "best" and state["best_weights"] is not None:
         model.load_state_dict(state["best_weights"])
     return {"log": state["log"], "stopped": state["stop"], "steps": state["step"], "examples": state["examples"], "best_dev_loss": state["best"]}
-
-
-def write_log(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    fields = ["step", "epoch", "lr", "train_loss", "dev_loss", "dev_ppl"]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if row.get(k) is None else row[k] for k in fields})

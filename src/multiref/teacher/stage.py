@@ -16,7 +16,8 @@ from multiref.io import write_json
 from multiref.teacher.format import TeacherFormat
 from multiref.teacher.model import pretrained_model, resolve_device, scratch_model
 from multiref.teacher.tokenizer import check_special_tokens, load_tokenizer, pretrained_tokenizer, train_bpe
-from multiref.teacher.train import Example, TrainConfig, save_teacher, token_nll, train, write_curve
+from multiref.teacher.train import Example, TrainConfig, save_teacher, token_nll, train
+from multiref.training import write_log
 
 
 def pair_examples(pairs_path: Path, fmt: TeacherFormat, max_len: int) -> list[Example]:
@@ -86,7 +87,7 @@ def build_teacher(
         "train_seconds_this_run": round(seconds, 3),
     }
     info = {"teacher": dict(cfg), "max_utterance_tokens": max_utterance_tokens, "metrics": metrics}
-    write_curve(curve, curve_path)
+    write_log(curve, curve_path)
     save_teacher(model.cpu(), tokenizer, out_dir, info)
     write_json(metrics, metrics_path)
     return metrics

@@ -9,7 +9,6 @@ in the epoch, so resuming gives the same weights as an uninterrupted run (bitwis
 
 from __future__ import annotations
 
-import csv
 import math
 import shutil
 import tempfile
@@ -22,9 +21,9 @@ import torch
 from tqdm import tqdm
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from multiref.checkpoint import load_state, save_state
-from multiref.io import atomic_path, write_json
+from multiref.io import write_json
 from multiref.teacher.format import IGNORE
+from multiref.training import epoch_batches, load_state, save_state
 
 Example = tuple[list[int], list[int]]
 
@@ -41,13 +40,6 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     eval_batch_size: int = 32
-
-
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The batches (example indices) of one epoch: a permutation fixed by ``seed`` and ``epoch``."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    order = torch.randperm(n, generator=generator).tolist()
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def collate(examples: Sequence[Example], pad_id: int, device: str) -> dict[str, torch.Tensor]:
@@ -171,16 +163,6 @@ def train(
         save()
     bar.close()
     return state["curve"]
-
-
-def write_curve(curve: Sequence[dict[str, Any]], path: Path) -> None:
-    """The training curve as CSV (step, epoch, lr, train_loss, dev_loss, dev_ppl)."""
-    fields = ["step", "epoch", "lr", "train_loss", "dev_loss", "dev_ppl"]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        for row in curve:
-            writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in fields})
 
 
 def save_teacher(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, info: dict[str, Any]) -> None:

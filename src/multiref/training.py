@@ -1,14 +1,35 @@
-"""Training state on disk: model, optimiser, scheduler, RNG and loop position, for exact resumption."""
+"""What every training loop here shares: the batch order of an epoch, the training state on disk
+(model, optimiser, scheduler, RNG, loop position) for exact resumption, and the CSV log."""
 
 from __future__ import annotations
 
+import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from multiref.io import atomic_path
+
+LOG_FIELDS = ["step", "epoch", "lr", "train_loss", "dev_loss", "dev_ppl"]
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The batches (example indices) of one epoch: a permutation fixed by ``seed`` and ``epoch``."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def write_log(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """A training log as CSV (step, epoch, lr, train_loss, dev_loss, dev_ppl; empty where not measured)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in LOG_FIELDS})
 
 
 def save_state(path: Path, fingerprint: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, state: dict[str, Any]) -> None:
