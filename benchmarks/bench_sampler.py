@@ -33,7 +33,7 @@ SHAPES = {
 }
 
 
-def build(model: str, device: str, eos_rate: float) -> tuple[GPT2LMHeadModel, int, int, list[list[int]] | None]:
+def build(model: str, device: str, eos_rate: float) -> tuple[GPT2LMHeadModel, int, int]:
     if model in SHAPES:
         torch.manual_seed(0)
         net = GPT2LMHeadModel(GPT2Config(**SHAPES[model], eos_token_id=1, pad_token_id=0))
@@ -45,11 +45,11 @@ def build(model: str, device: str, eos_rate: float) -> tuple[GPT2LMHeadModel, in
                 w = net.lm_head.weight[1]
                 lift = math.log(eos_rate / (1 - eos_rate) * (net.config.vocab_size - 1))
                 net.transformer.ln_f.bias.add_(w * lift / w.dot(w))
-        return net.to(device).eval(), 1, 0, None
+        return net.to(device).eval(), 1, 0
     from multiref.teacher.model import load_teacher
 
     net, tok = load_teacher(model, device)
-    return net, tok.eos_token_id, tok.pad_token_id, None
+    return net, tok.eos_token_id, tok.pad_token_id
 
 
 def contexts(count: int, vocab: int, seed: int = 0) -> list[list[int]]:
@@ -58,7 +58,7 @@ def contexts(count: int, vocab: int, seed: int = 0) -> list[list[int]]:
     return [torch.randint(2, vocab, (n,), generator=g).tolist() for n in lengths]
 
 
-def pairs_contexts(teacher: str, pairs: Path, count: int, max_new: int) -> list[list[int]]:
+def pairs_contexts(teacher: str, pairs: Path, count: int, max_new: int, positions: int) -> list[list[int]]:
     import pyarrow.parquet as pq
 
     from multiref.teacher.format import TeacherFormat
@@ -67,7 +67,7 @@ def pairs_contexts(teacher: str, pairs: Path, count: int, max_new: int) -> list[
     tok = load_tokenizer(teacher)
     fmt = TeacherFormat(tok, 40)
     cols = pq.read_table(pairs).slice(0, count).to_pydict()
-    return [fmt.prefix(c, f, rf, 1024 - max_new) for c, f, rf in zip(cols["context"], cols["context_floors"], cols["response_floor"], strict=True)]
+    return [fmt.prefix(c, f, rf, positions - max_new) for c, f, rf in zip(cols["context"], cols["context_floors"], cols["response_floor"], strict=True)]
 
 
 @torch.inference_mode()
@@ -112,10 +112,9 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--eos-rate", type=float, default=1 / 12, help="random shapes: per-step </s> probability (0: none)")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
-    model, eos, pad, _ = build(args.model, args.device, args.eos_rate)
+    model, eos, pad = build(args.model, args.device, args.eos_rate)
     if args.pairs:
-        prefixes = pairs_contexts(args.model, args.pairs, args.contexts, args.max_new)
+        prefixes = pairs_contexts(args.model, args.pairs, args.contexts, args.max_new, model.config.n_positions)
     else:
         prefixes = contexts(args.contexts, model.config.vocab_size)
     dtype = torch.bfloat16 if args.dtype == "bf16" else None
