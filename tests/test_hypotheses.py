@@ -1,6 +1,7 @@
 """Hypothesis shards (reproducible, resumable, validated by gather), data settings, fit to the truth."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from teacher_helpers import TINY_TEACHER, make_data, run_and_kill
-from multiref.data.settings import build_index, parse_setting, write_setting
+from multiref.data.settings import Setting, build_index, parse_setting, write_setting
 from multiref.errors import ConfigError
 from multiref.teacher.fit import total_variation, true_distributions
 from multiref.teacher.hypotheses import (
@@ -146,12 +147,12 @@ def test_gather_names_a_bad_shard_and_deletes_it(setup: dict[str, Path], shards:
 
 
 def test_setting_names() -> None:
-    assert parse_setting("gt") == parse_setting("gt").__class__("gt", True, 0)
+    assert parse_setting("gt") == Setting("gt", True, 0)
     assert (parse_setting("hyp20").gt, parse_setting("hyp20").k) == (False, 20)
     assert (parse_setting("gt+hyp5").gt, parse_setting("gt+hyp5").k) == (True, 5)
     assert parse_setting("gt+hyp100").epochs == 2 and parse_setting("gt").epochs == 100
     for bad in ("hyp", "gt+", "hyp0", "GT", "gt+hyp-1", "hyp5+gt"):
-        with pytest.raises(ConfigError, match=f"data setting '{bad}'|unknown data setting '{bad.replace('+', '.')}'"):
+        with pytest.raises(ConfigError, match=re.escape(f"data setting '{bad}'")):
             parse_setting(bad)
     with pytest.raises(ConfigError, match="no epoch budget"):
         _ = parse_setting("hyp7").epochs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -70,9 +69,3 @@ def write_table(df: pd.DataFrame, latex: str, csv_path: Path, tex_path: Path) ->
         df.to_csv(tmp, index=False)
     with atomic_path(tex_path) as tmp:
         tmp.write_text(latex, encoding="utf-8")
-
-
-def within(df: pd.DataFrame, tolerance_pct: float) -> bool:
-    """Whether every measured cell is within ``tolerance_pct`` percent of the paper's."""
-    cols = [f"diff_pct_{s}" for s in SPLITS]
-    return all(math.isfinite(v) and abs(v) <= tolerance_pct for v in df[cols].to_numpy().ravel())

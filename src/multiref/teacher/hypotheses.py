@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -219,7 +219,3 @@ def load_hypotheses(manifest_path: Path, max_index: int | None = None) -> pa.Tab
     if max_index is not None:
         table = table.filter(pc.less(table.column("hyp_index"), max_index))
     return table
-
-
-def sampling_config(cfg: Mapping[str, Any]) -> SamplingConfig:
-    return SamplingConfig(**cfg)
