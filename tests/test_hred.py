@@ -63,7 +63,9 @@ def test_loss_is_finite_and_ignores_padding() -> None:
 def test_floors_matter() -> None:
     model = tiny().eval()
     x, x_floor, y, y_floor = batch()
-    assert not torch.allclose(model(x, 1 - x_floor, y, y_floor)["loss"], model(x, x_floor, y, y_floor)["loss"])
+    swapped, kept = (model.encode(x, f, y_floor)[2] for f in (1 - x_floor, x_floor))
+    assert not torch.allclose(swapped, kept)
+    assert model(x, 1 - x_floor, y, y_floor)["loss"] != model(x, x_floor, y, y_floor)["loss"]
 
 
 def test_greedy_decoding_shapes_and_padding_after_eos() -> None:

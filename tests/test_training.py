@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -68,9 +69,9 @@ def test_killed_run_resumes_to_the_same_weights(data: dict[str, Path], tmp_path:
 
 def test_loss_decreases_and_best_is_kept(data: dict[str, Path], tmp_path: Path) -> None:
     info = run(data, tmp_path / "a", TRAIN | {"epochs": 4})
-    log = [r for r in (tmp_path / "a" / "log.csv").read_text().splitlines()[1:]]
-    dev = [float(r.split(",")[4]) for r in log if r.split(",")[4]]
-    assert dev[-1] < dev[0] and info["best_dev_loss"] == pytest.approx(min(dev))
+    log = pd.read_csv(tmp_path / "a" / "log.csv")
+    dev = log["dev_monitor"].dropna().tolist()
+    assert dev[-1] < dev[0] and info["best_dev_monitor"] == pytest.approx(min(dev))
     model, saved = registry.load(tmp_path / "a" / "model.pt")
     assert saved["info"]["kept"] == "best" and saved["name"] == "tiny"
 

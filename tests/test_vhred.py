@@ -101,7 +101,7 @@ def test_every_prior_trains(prior: str, k: int) -> None:
     model = tiny(prior, k)
     x, x_floor, y, y_floor = batch()
     out = model(x, x_floor, y, y_floor, step=0)
-    assert all(torch.isfinite(v) for v in out.values()) and out["kl"] >= 0
+    assert all(torch.isfinite(v) for v in out.values()) and out["kl"] >= -1e-6  # float32 rounding near 0
     assert math.isclose(model.kl_weight(50), 0.5) and model.kl_weight(10_000) == 1.0
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     first = out["loss"].item()

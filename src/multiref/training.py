@@ -13,7 +13,7 @@ import torch
 
 from multiref.io import atomic_path
 
-LOG_FIELDS = ["step", "epoch", "lr", "train_loss", "dev_loss", "dev_ppl"]
+LOG_FIELDS = ["step", "epoch", "lr", "train_loss", "dev_loss", "dev_monitor", "dev_ppl"]
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -24,7 +24,7 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[i
 
 
 def write_log(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """A training log as CSV (step, epoch, lr, train_loss, dev_loss, dev_ppl; empty where not measured)."""
+    """A training log as CSV (step, epoch, lr, train_loss, dev_loss, dev_monitor, dev_ppl; empty where not measured)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
         writer.writeheader()

@@ -100,9 +100,9 @@ class RelFloorEncoder(nn.Module):
 
 
 class DialogueEncoder(nn.Module):
-    def __init__(self, hidden: int, layers: int, dropout: float) -> None:
+    def __init__(self, input_dim: int, hidden: int, layers: int, dropout: float) -> None:
         super().__init__()
-        self.rnn = nn.GRU(hidden, hidden, layers, batch_first=True)
+        self.rnn = nn.GRU(input_dim, hidden, layers, batch_first=True)
         self.drop = LockedDropout(dropout)
         init_rnn(self.rnn)
 

@@ -10,8 +10,11 @@ For a context of utterances x_1..x_n with floors f_1..f_n and a response y spoke
     o_t      = Attn(d_t, {w_i})                  additive attention over all context words
     p(y_t | y_<t, x) = softmax(E^T W_p o_t + b)  tied output embeddings
 
-The loss is the mean negative log-likelihood of the response tokens after ``<s>`` (``</s>`` included).
-HRED_l and HRED_xl are the same model with larger ``hidden`` and ``layers``.
+The loss is the negative log-likelihood of the response tokens after ``<s>`` (``</s>`` included),
+summed over a response's tokens and averaged over the batch, as the authors' code does. The dev
+monitor (learning-rate decay, best model) is the authors' too: the batch's token-level perplexity.
+HRED_l and HRED_xl are the same model with larger ``hidden`` and ``layers``; each GRU's size can also be
+set on its own (``sent_*``, ``dial_*``, ``dec_*``), as the authors' code allows.
 """
 
 from __future__ import annotations
@@ -35,18 +38,39 @@ class HREDConfig:
     hidden: int = 500
     layers: int = 1
     dropout: float = 0.2
+    # Per-GRU sizes; None takes ``hidden`` / ``layers``.
+    sent_hidden: int | None = None
+    sent_layers: int | None = None
+    dial_hidden: int | None = None
+    dial_layers: int | None = None
+    dec_hidden: int | None = None
+    dec_layers: int | None = None
+
+    @property
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """(hidden units, layers) of the sentence encoder, dialogue encoder and decoder."""
+        def pick(h: int | None, n: int | None) -> tuple[int, int]:
+            return (self.hidden if h is None else h, self.layers if n is None else n)
+
+        return {"sent": pick(self.sent_hidden, self.sent_layers), "dial": pick(self.dial_hidden, self.dial_layers),
+                "dec": pick(self.dec_hidden, self.dec_layers)}
 
 
 class HRED(nn.Module):
     def __init__(self, cfg: HREDConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        (s, s_layers), (d, d_layers), (h, h_layers) = cfg.sizes.values()
+        self.sent_dim, self.ctx_dim, self.dec_hidden, self.dec_layers = s, d, h, h_layers
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.embedding_dim, padding_idx=cfg.pad_id)
-        self.sentence_encoder = SentenceEncoder(self.embedding, cfg.hidden, cfg.layers, cfg.dropout)
-        self.floor_encoder = RelFloorEncoder(cfg.hidden, cfg.floor_dim)
-        self.dialogue_encoder = DialogueEncoder(cfg.hidden, cfg.layers, cfg.dropout)
-        self.enc2dec = nn.Linear(cfg.hidden, cfg.layers * cfg.hidden)
-        self.decoder = AttentionDecoder(self.embedding, cfg.hidden, cfg.layers, cfg.hidden, cfg.hidden, cfg.dropout)
+        nn.init.uniform_(self.embedding.weight, -1.0, 1.0)  # the authors' init without pretrained vectors
+        with torch.no_grad():
+            self.embedding.weight[cfg.pad_id].zero_()
+        self.sentence_encoder = SentenceEncoder(self.embedding, s, s_layers, cfg.dropout)
+        self.floor_encoder = RelFloorEncoder(s, cfg.floor_dim)
+        self.dialogue_encoder = DialogueEncoder(s, d, d_layers, cfg.dropout)
+        self.enc2dec = nn.Linear(d, h_layers * h)
+        self.decoder = AttentionDecoder(self.embedding, h, h_layers, d, s, cfg.dropout)
 
     def encode(self, x: Tensor, x_floor: Tensor, y_floor: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x [B, C, T] context ids (padded turns are all padding) -> memory [B, C*T, H], its mask, c [B, H]."""
@@ -59,7 +83,7 @@ class HRED(nn.Module):
         return memory, (x != self.cfg.pad_id).view(b, turns * width), context
 
     def initial_state(self, context: Tensor) -> Tensor:
-        h = self.enc2dec(context).view(context.size(0), self.cfg.layers, self.cfg.hidden)
+        h = self.enc2dec(context).view(context.size(0), self.dec_layers, self.dec_hidden)
         return h.transpose(0, 1).contiguous()
 
     def forward(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor, step: int = 0) -> dict[str, Tensor]:
@@ -70,7 +94,8 @@ class HRED(nn.Module):
         target = y[:, 1:]
         nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
         n_tokens = (target != self.cfg.pad_id).sum()
-        return {"loss": nll.sum() / n_tokens.clamp(min=1), "nll_sum": nll.sum(), "n_tokens": n_tokens}
+        return {"loss": nll.sum(1).mean(), "nll_sum": nll.sum(), "n_tokens": n_tokens, "token_nll": nll,
+                "monitor": (nll.sum() / n_tokens.clamp(min=1)).exp().detach()}
 
     @torch.no_grad()
     def greedy(self, x: Tensor, x_floor: Tensor, y_floor: Tensor, max_len: int = 40) -> Tensor:

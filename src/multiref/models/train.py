@@ -2,9 +2,9 @@
 
 Adam, lr 1e-3, gradient norm clipped at 1, batch 30, data reshuffled every epoch (a permutation fixed
 by the seed and the epoch), validation every 1,000 steps with ``ReduceLROnPlateau`` (x0.75, patience 3)
-on the dev loss (plus one final validation), and a stop when the learning rate falls to 1e-7 (checked at the start of an epoch, as
+on the model's dev monitor (the authors': perplexity for the HRED family, reconstruction + KL for VHRED) (plus one final validation), and a stop when the learning rate falls to 1e-7 (checked at the start of an epoch, as
 the authors do), at the epoch budget of the paper's Table 9, or at an optional example budget. The
-kept model is the best on the dev loss (``keep="best"``) or the last one (``keep="last"``, the authors').
+kept model is the best on the dev monitor (``keep="best"``) or the last one (``keep="last"``, the authors').
 A non-finite loss stops training with the step number and the last finite losses; the checkpoint on
 disk is the last good one.
 """
@@ -49,17 +49,20 @@ class Schedule:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, examples: Sequence[Example], batch_size: int, pad_id: int, device: str, step: int) -> dict[str, float]:
-    """Dev loss (the model's objective, averaged over batches) and token-level perplexity."""
+    """Dev loss (the model's objective), the model's dev monitor (both averaged over batches, as the
+    authors' reporter does) and the token-level perplexity over the whole dev set."""
     was_training = model.training
     model.eval()
-    losses, nll, tokens = [], 0.0, 0
+    losses, monitors, nll, tokens = [], [], 0.0, 0
     for start in range(0, len(examples), batch_size):
         out = model(*collate(examples[start : start + batch_size], pad_id, device), step=step)
         losses.append(float(out["loss"]))
+        monitors.append(float(out.get("monitor", out["loss"])))
         nll += float(out["nll_sum"])
         tokens += int(out["n_tokens"])
     model.train(was_training)
-    return {"dev_loss": sum(losses) / max(len(losses), 1), "dev_ppl": math.exp(nll / max(tokens, 1))}
+    n = max(len(losses), 1)
+    return {"dev_loss": sum(losses) / n, "dev_monitor": sum(monitors) / n, "dev_ppl": math.exp(nll / max(tokens, 1))}
 
 
 def train_model(
@@ -96,9 +99,9 @@ def train_model(
 
     def validate() -> None:
         dev = evaluate(model, dev_examples, schedule.eval_batch_size, pad_id, device, state["step"])
-        plateau.step(dev["dev_loss"])
-        if dev["dev_loss"] < state["best"]:
-            state["best"] = dev["dev_loss"]
+        plateau.step(dev["dev_monitor"])
+        if dev["dev_monitor"] < state["best"]:
+            state["best"] = dev["dev_monitor"]
             state["best_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": lr(), "train_loss": None, **dev})
         save_state(checkpoint, fingerprint, model, optimizer, plateau, state)
@@ -133,7 +136,7 @@ def train_model(
             state["recent"] = list(recent)
             bar.update(1)
             if state["step"] % schedule.log_every == 0:
-                state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": lr(), "train_loss": loss.item(), "dev_loss": None, "dev_ppl": None})
+                state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": lr(), "train_loss": loss.item(), "dev_loss": None, "dev_monitor": None, "dev_ppl": None})
             if state["step"] % schedule.validate_every == 0:
                 validate()
             if schedule.max_examples and state["examples"] >= schedule.max_examples:
@@ -152,4 +155,4 @@ def train_model(
     save_state(checkpoint, fingerprint, model, optimizer, plateau, state)
     if schedule.keep == "best" and state["best_weights"] is not None:
         model.load_state_dict(state["best_weights"])
-    return {"log": state["log"], "stopped": state["stop"], "steps": state["step"], "examples": state["examples"], "best_dev_loss": state["best"]}
+    return {"log": state["log"], "stopped": state["stop"], "steps": state["step"], "examples": state["examples"], "best_dev_monitor": state["best"]}

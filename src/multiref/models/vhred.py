@@ -38,14 +38,14 @@ class VHREDConfig(HREDConfig):
 class VHRED(HRED):
     def __init__(self, cfg: VHREDConfig) -> None:
         super().__init__(cfg)
-        h, z = cfg.hidden, cfg.latent_dim
+        h, z = self.ctx_dim, cfg.latent_dim
         if cfg.prior == "gaussian":
             self.prior_net: nn.Module = GaussianNet(h, z)
         elif cfg.prior in ("gmm", "lgm"):
             self.prior_net = MixturePrior(h, z, cfg.components, cfg.prior, exact_variance=cfg.lgm_exact_variance)
         else:
             raise ValueError(f"unknown prior {cfg.prior!r} (expected gaussian, gmm or lgm)")
-        self.post_net = GaussianNet(h + h, z)
+        self.post_net = GaussianNet(self.sent_dim + h, z)
         self.latent_to_bow = nn.Sequential(nn.Linear(z + h, z), nn.Tanh(), nn.Dropout(cfg.dropout), nn.Linear(z, cfg.vocab_size))
         self.ctx_fc = nn.Sequential(nn.Linear(z + h, h), nn.Tanh(), nn.Dropout(cfg.dropout))
         for layer in (*self.latent_to_bow, *self.ctx_fc):
@@ -73,7 +73,8 @@ class VHRED(HRED):
         reconstruction = nll.sum(1).mean()
         kl = gaussian_kl(post.mu, post.var, prior.mu, prior.var).mean()
         loss = reconstruction + self.kl_weight(step) * kl
-        out = {"nll_sum": nll.sum(), "n_tokens": keep.sum(), "kl": kl, "reconstruction": reconstruction}
+        out = {"nll_sum": nll.sum(), "n_tokens": keep.sum(), "kl": kl, "reconstruction": reconstruction,
+               "monitor": (reconstruction + kl).detach()}  # the authors' dev monitor: no annealing, no BoW
         if self.cfg.bow:
             bow_logp = self.latent_to_bow(torch.cat([post.z, context], dim=-1)).log_softmax(-1)
             bow = -(bow_logp.gather(1, target) * keep).sum(1).mean()
