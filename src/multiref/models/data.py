@@ -31,6 +31,24 @@ class Example:
     response_floor: int
 
 
+@dataclass(frozen=True)
+class NestedExample:
+    """One context with all its references (for models trained on K references at once)."""
+
+    context: tuple[tuple[int, ...], ...]
+    floors: tuple[int, ...]
+    responses: tuple[tuple[int, ...], ...]
+    response_floor: int
+
+
+def nest(examples: Sequence[Example], pair_ids: Sequence[int]) -> list[NestedExample]:
+    """Group examples by context (pair id), in order of first appearance, references in their order."""
+    groups: dict[int, list[Example]] = {}
+    for pid, e in zip(pair_ids, examples, strict=True):
+        groups.setdefault(pid, []).append(e)
+    return [NestedExample(g[0].context, g[0].floors, tuple(e.response for e in g), g[0].response_floor) for g in groups.values()]
+
+
 def load_vocabulary(path: Path) -> Vocabulary:
     return Vocabulary.from_arrow(pq.read_table(path))
 
@@ -46,8 +64,10 @@ def pair_examples(pairs_path: Path) -> dict[int, Example]:
     }
 
 
-def setting_examples(setting_path: Path, pairs_path: Path, hypotheses: dict[tuple[int, int], str] | None, vocab: Vocabulary) -> list[Example]:
-    """The examples of a materialised data setting, in its index order."""
+def setting_examples(
+    setting_path: Path, pairs_path: Path, hypotheses: dict[tuple[int, int], str] | None, vocab: Vocabulary, nested: bool = False
+) -> list[Example] | list[NestedExample]:
+    """The examples of a materialised data setting, in its index order (``nested``: one per context)."""
     limit = int((read_parquet_metadata(pairs_path).get("config") or {}).get("max_utterance_tokens", 40))
     gt = pair_examples(pairs_path)
     index = pq.read_table(setting_path).to_pydict()
@@ -61,11 +81,16 @@ def setting_examples(setting_path: Path, pairs_path: Path, hypotheses: dict[tupl
             raise ConfigError(f"{setting_path}: hypothesis {hyp} of pair {pid} is missing from the teacher's shards")
         ids = tuple(vocab.encode(split_tokens(hypotheses[(pid, hyp)])[:limit]))
         out.append(Example(base.context, base.floors, ids, base.response_floor))
-    return out
+    return nest(out, index["pair_id"]) if nested else out
 
 
-def collate(examples: Sequence[Example], pad_id: int, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """X [B, C, T] (real turns first, then all-padding turns), X_floor [B, C], Y [B, Ty], Y_floor [B]."""
+def collate(examples: Sequence[Example] | Sequence[NestedExample], pad_id: int, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """X [B, C, T] (real turns first, then all-padding turns), X_floor [B, C], Y [B, Ty], Y_floor [B].
+
+    Nested examples give Y [B, K, Ty], K the most references of a context; a context with fewer
+    gets all-padding rows."""
+    if examples and isinstance(examples[0], NestedExample):
+        return _collate_nested(examples, pad_id, device)  # type: ignore[arg-type]
     b = len(examples)
     turns = max(max(len(e.context) for e in examples), 1)
     width = max([len(u) for e in examples for u in e.context] + [1])
@@ -80,3 +105,15 @@ def collate(examples: Sequence[Example], pad_id: int, device: str | torch.device
         y[i, : len(e.response)] = torch.tensor(e.response, dtype=torch.long)
     y_floor = torch.tensor([e.response_floor for e in examples], dtype=torch.long)
     return x.to(device), x_floor.to(device), y.to(device), y_floor.to(device)
+
+
+def _collate_nested(examples: Sequence[NestedExample], pad_id: int, device: str | torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    flat = [Example(e.context, e.floors, r, e.response_floor) for e in examples for r in e.responses[:1]]
+    x, x_floor, _, y_floor = collate(flat, pad_id, device)
+    k = max(len(e.responses) for e in examples)
+    width = max([len(r) for e in examples for r in e.responses] + [2])
+    y = torch.full((len(examples), k, width), pad_id, dtype=torch.long)
+    for i, e in enumerate(examples):
+        for j, r in enumerate(e.responses):
+            y[i, j, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return x, x_floor, y.to(device), y_floor
