@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+import yaml
 
 from conftest import REPO, run_snakemake
 from multiref.models import registry
@@ -56,19 +57,27 @@ def test_demo_runs_teacher_hypotheses_and_settings(demo_root: Path) -> None:
     assert fit["exact"]["contexts"] == 200 and fit["exact"]["mean_kl_nats"] > 0
 
 
+DEMO_RUNS = [(m, s) for m in ("hred", "vhred", "vhred_gmm3", "vhred_lgm3") for s in ("gt", "hyp5")] + [
+    ("hred_l", "gt"), ("hred_xl", "gt"), ("mhred", "gt"), ("hred_cvar", "gt"), ("vhred_mbow", "hyp5"), ("hred_tokkd", "gt")
+]
+
+
 @pytest.mark.slow
-def test_demo_trains_every_model_on_gt_and_hyp5(demo_root: Path) -> None:
-    for model in ("hred", "vhred", "vhred_gmm3", "vhred_lgm3"):
-        for setting in ("gt", "hyp5"):
-            run = demo_root / "runs" / model / setting
-            info = json.loads((run / "info.json").read_text())
-            assert info["stopped"] == "epoch budget" and info["setting"] == setting
-            log = pd.read_csv(run / "log.csv")
-            train = log["train_loss"].dropna()
-            assert train.iloc[-1] < train.iloc[0], f"{model}/{setting}: training loss did not decrease"
-            assert (run / "benchmark.tsv").is_file()
-            loaded, saved = registry.load(run / "model.pt")
-            assert saved["parameters"] == info["parameters"] == sum(p.numel() for p in loaded.parameters())
+def test_demo_trains_every_model(demo_root: Path) -> None:
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    assert set(demo["models"]) == {m for m, _ in DEMO_RUNS}  # every configured model is trained
+    for model, setting in DEMO_RUNS:
+        run = demo_root / "runs" / model / setting
+        info = json.loads((run / "info.json").read_text())
+        assert info["stopped"] == "epoch budget" and info["setting"] == setting
+        log = pd.read_csv(run / "log.csv")
+        train = log["train_loss"].dropna()
+        assert train.iloc[-1] < train.iloc[0], f"{model}/{setting}: training loss did not decrease"
+        assert (run / "benchmark.tsv").is_file()
+        loaded, saved = registry.load(run / "model.pt")
+        assert saved["parameters"] == info["parameters"] == sum(p.numel() for p in loaded.parameters())
+        assert saved["kind"] == demo["models"][model]["kind"]
+    assert json.loads((demo_root / "runs/vhred_mbow/hyp5/info.json").read_text())["nested"]
 
 
 def test_unknown_model_is_named(tmp_path: Path) -> None:
@@ -158,3 +167,19 @@ def test_snakefmt_check_is_clean() -> None:
 
     proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "."], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_paper_config_plans_every_model_of_table2(tmp_path: Path) -> None:
+    """Dry run of the paper's configuration: the twelve models, each one GPU job, with their inputs."""
+    root = tmp_path / "r"
+    paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert len(paper["models"]) == 12
+    targets = [str(root / "runs" / m / ("gt" if spec["kind"] == "hred_tokkd" else "hyp100") / "model.pt") for m, spec in paper["models"].items()]
+    proc = run_snakemake("-n", "--config", f"root={root}", "--", *targets)
+    text = proc.stdout
+    assert text.count("rule train_model:") == 12 and "rule word_vectors:" in text and "rule teacher:" in text
+    assert "gpu=1" in text
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"root": str(root), "runs": {"extra": ["mhred/hyp7"]}}))
+    bad = run_snakemake("-n", "--configfile", "config/config.yaml", str(extra), check=False)
+    assert bad.returncode != 0 and "runs: data setting 'hyp7' is not in settings.names" in bad.stdout + bad.stderr

@@ -1,6 +1,6 @@
 # Configuration validation, output paths and guards shared by every stage.
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -94,6 +94,14 @@ def model_spec(wildcards):
     return config["models"][wildcards.model]
 
 
+def setting_inputs(wildcards):
+    """A data setting needs the teacher's hypotheses only when it uses some (gt alone does not)."""
+    inputs = {"train": out("data/pairs/train.parquet")}
+    if parse_setting(wildcards.setting).k > 0:
+        inputs["hypotheses"] = out("teacher/hypotheses/manifest.json")
+    return inputs
+
+
 def run_inputs(wildcards):
     """Inputs of one training run; hypotheses only for settings that use them."""
     model_spec(wildcards)
@@ -105,14 +113,22 @@ def run_inputs(wildcards):
     }
     if parse_setting(wildcards.data).k > 0:
         inputs["hypotheses"] = out("teacher/hypotheses/manifest.json")
+    if config["models"][wildcards.model]["kind"] == "hred_tokkd":
+        inputs["teacher"] = out("teacher/model")  # distils the teacher's distributions
+    elif config["train"]["word_vectors"]:
+        inputs["embeddings"] = out("data/word_vectors/init.npy")
     return inputs
 
 
-for _name in config["runs"]["models"]:
-    if _name not in config["models"]:
-        raise WorkflowError(f"runs.models: unknown model {_name!r}")
-RUNS = [
-    out(f"runs/{m}/{d}/model.pt")
-    for m in config["runs"]["models"]
-    for d in config["runs"]["settings"]
+_RUN_PAIRS = [
+    (m, d) for m in config["runs"]["models"] for d in config["runs"]["settings"]
 ]
+_RUN_PAIRS += [
+    tuple(item.partition(chr(47))[::2]) for item in config["runs"]["extra"]
+]  # "model/setting"
+for _name, _data in _RUN_PAIRS:
+    if _name not in config["models"]:
+        raise WorkflowError(f"runs: unknown model {_name!r}")
+    if _data not in config["settings"]["names"]:
+        raise WorkflowError(f"runs: data setting {_data!r} is not in settings.names")
+RUNS = [out(f"runs/{m}/{d}/model.pt") for m, d in dict.fromkeys(_RUN_PAIRS)]

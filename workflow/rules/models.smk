@@ -1,6 +1,27 @@
 # Model stage: one training job per (model, data setting), one GPU each where there is one.
 
 
+rule word_vectors:
+    input:
+        vocab=out("data/vocab.parquet"),
+    output:
+        matrix=out("data/word_vectors/init.npy"),
+        info=out("data/word_vectors/init.json"),
+    log:
+        log_path("word_vectors"),
+    benchmark:
+        bench_path("word_vectors")
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        **LIGHT,
+    params:
+        source=config["train"]["word_vectors"],
+    script:
+        "../scripts/word_vectors.py"
+
+
 rule train_model:
     input:
         unpack(run_inputs),

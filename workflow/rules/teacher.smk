@@ -78,8 +78,7 @@ rule hypotheses:
 
 rule data_setting:
     input:
-        train=rules.preprocess.output.train,
-        hypotheses=rules.hypotheses.output.manifest,
+        unpack(setting_inputs),
     output:
         index=out("data/settings/{setting}.parquet"),
     log:

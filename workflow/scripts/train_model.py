@@ -24,5 +24,7 @@ with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
         log_path=Path(out.log),
         info_path=Path(out.info),
         work_dir=Path(params.work),
+        teacher_dir=Path(inp.teacher) if "teacher" in inp.keys() else None,
+        init_embeddings=Path(inp.embeddings) if "embeddings" in inp.keys() else None,
     )
     log.info("run: %s", info)

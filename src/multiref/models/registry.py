@@ -13,9 +13,27 @@ import torch
 from multiref.errors import ConfigError, MultirefError
 from multiref.io import atomic_path
 from multiref.models.hred import HRED, HREDConfig, parameter_count
+from multiref.models.hred_cvar import HREDCVaR, HREDCVaRConfig
+from multiref.models.hred_tokkd import HREDTokKD, HREDTokKDConfig
+from multiref.models.mhred import MHRED, MHREDConfig
 from multiref.models.vhred import VHRED, VHREDConfig
+from multiref.models.vhred_mbow import VHREDMBoW, VHREDMBoWConfig
 
-KINDS: dict[str, tuple[type[torch.nn.Module], type]] = {"hred": (HRED, HREDConfig), "vhred": (VHRED, VHREDConfig)}
+# A model kind is one file: its module and its config dataclass. A new kind is one more entry here.
+KINDS: dict[str, tuple[type[torch.nn.Module], type]] = {
+    "hred": (HRED, HREDConfig),
+    "vhred": (VHRED, VHREDConfig),
+    "mhred": (MHRED, MHREDConfig),
+    "hred_cvar": (HREDCVaR, HREDCVaRConfig),
+    "vhred_mbow": (VHREDMBoW, VHREDMBoWConfig),
+    "hred_tokkd": (HREDTokKD, HREDTokKDConfig),  # built from the teacher: multiref.models.stage.tokkd_inputs
+}
+
+
+def is_nested(spec: Mapping[str, Any]) -> bool:
+    """Whether the model of this configuration entry trains on one example per context with all its references."""
+    cls, _ = KINDS.get(spec.get("kind"), (None, None))
+    return bool(getattr(cls, "nested", False))
 
 
 def build(name: str, spec: Mapping[str, Any], vocab_size: int, special_ids: Mapping[str, int]) -> torch.nn.Module:
@@ -26,10 +44,9 @@ def build(name: str, spec: Mapping[str, Any], vocab_size: int, special_ids: Mapp
     cls, config_cls = KINDS[kind]
     fields = {k: v for k, v in spec.items() if k != "kind"}
     try:
-        cfg = config_cls(vocab_size=vocab_size, **special_ids, **fields)
-    except TypeError as exc:
+        return cls(config_cls(vocab_size=vocab_size, **special_ids, **fields))
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"model {name!r}: {exc}") from exc
-    return cls(cfg)
 
 
 def save(model: torch.nn.Module, name: str, path: Path, info: Mapping[str, Any]) -> None:

@@ -7,16 +7,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import torch
 
 from multiref.errors import ConfigError
 from multiref.io import read_parquet_metadata, sha256_file, write_json
 from multiref.models import registry
-from multiref.models.data import load_vocabulary, pair_examples, setting_examples
+from multiref.models.embeddings import apply_embeddings
+from multiref.models.data import Example, load_vocabulary, pair_examples, setting_examples
 from multiref.models.hred import parameter_count
+from multiref.models.hred_tokkd import load_tokkd_student
+from multiref.models.kd_data import student_specials, tokkd_examples, tokkd_pair_examples
 from multiref.models.train import Schedule, train_model
 from multiref.training import write_log
+from multiref.teacher.format import utterance_limit
 from multiref.teacher.hypotheses import load_hypotheses
 from multiref.teacher.model import resolve_device
 
@@ -33,6 +38,22 @@ def hypothesis_texts(manifest: Path | None, k: int) -> dict[tuple[int, int], str
     return {(p, i): t for p, i, t in zip(cols["pair_id"], cols["hyp_index"], cols["text"], strict=True)}
 
 
+def tokkd_inputs(
+    spec: Mapping[str, Any], setting_path: Path, train_pairs: Path, dev_pairs: Path, teacher_dir: Path | None, device: str
+) -> tuple[torch.nn.Module, list[Example], list[Example], dict[str, int], str]:
+    """The tok-KD student (teacher attached) and its examples in the teacher's BPE vocabulary."""
+    if teacher_dir is None:
+        raise ConfigError("an hred_tokkd model distils the teacher: its run needs the teacher model directory")
+    index = pq.read_table(setting_path, columns=["pair_id", "hyp_index"]).to_pydict()
+    if any(h >= 0 for h in index["hyp_index"]):
+        raise ConfigError(f"{setting_path}: hred_tokkd learns from the teacher's distributions on the ground truth only (Table 1); use the gt setting")
+    student, tokenizer = load_tokkd_student(Path(teacher_dir), {k: v for k, v in spec.items() if k != "kind"}, device)
+    limit = utterance_limit(str(train_pairs))
+    by_pair = tokkd_pair_examples(train_pairs, tokenizer, limit)
+    train_examples = [by_pair[p] for p in index["pair_id"]]
+    return student, train_examples, tokkd_examples(dev_pairs, tokenizer, limit), student_specials(tokenizer), sha256_file(Path(teacher_dir) / "tokenizer.json")
+
+
 def train_run(
     name: str,
     spec: Mapping[str, Any],
@@ -47,20 +68,29 @@ def train_run(
     info_path: Path,
     work_dir: Path,
     progress: bool = True,
+    teacher_dir: Path | None = None,
+    init_embeddings: Path | None = None,
 ) -> dict[str, Any]:
     device = resolve_device(train_cfg["device"])
     meta = read_parquet_metadata(setting_path)
-    vocab = load_vocabulary(vocab_path)
-    train_examples = setting_examples(setting_path, train_pairs, hypothesis_texts(hypotheses_manifest, int(meta.get("k", 0))), vocab)
-    dev_examples = list(pair_examples(dev_pairs).values())
     epochs = train_cfg["epochs"] if train_cfg["epochs"] is not None else int(meta["epochs"])
     # Table 9's "max steps" count training examples for the paper's 59,305 pairs: scale to this corpus.
     n_pairs = pq.read_metadata(train_pairs).num_rows
     budget = round(float(meta["paper_max_steps"]) / 59305 * n_pairs) if train_cfg["example_budget"] else None
     schedule = Schedule(epochs=epochs, max_examples=budget, **{k: train_cfg[k] for k in SCHEDULE_KEYS})
-    specials = {"pad_id": vocab.id("<pad>"), "bos_id": vocab.id("<s>"), "eos_id": vocab.id("</s>")}
     torch.manual_seed(schedule.seed)
-    model = registry.build(name, spec, len(vocab), specials)
+    if spec.get("kind") == "hred_tokkd":
+        model, train_examples, dev_examples, specials, vocab_sha = tokkd_inputs(spec, setting_path, train_pairs, dev_pairs, teacher_dir, device)
+    else:
+        vocab = load_vocabulary(vocab_path)
+        hypotheses = hypothesis_texts(hypotheses_manifest, int(meta.get("k", 0)))
+        train_examples = setting_examples(setting_path, train_pairs, hypotheses, vocab, nested=registry.is_nested(spec))
+        dev_examples = list(pair_examples(dev_pairs).values())
+        specials = {"pad_id": vocab.id("<pad>"), "bos_id": vocab.id("<s>"), "eos_id": vocab.id("</s>")}
+        model = registry.build(name, spec, len(vocab), specials)
+        if init_embeddings is not None:  # pretrained vectors (the authors: GloVe Twitter-200)
+            apply_embeddings(model, np.load(init_embeddings), f"model {name!r}")
+        vocab_sha = sha256_file(vocab_path)
     start = time.perf_counter()
     result = train_model(model, train_examples, dev_examples, schedule, work_dir / "checkpoint.pt", specials["pad_id"], device, progress)
     info = {
@@ -69,17 +99,19 @@ def train_run(
         "setting": meta.get("setting"),
         "parameters": parameter_count(model),
         "train_examples_per_epoch": len(train_examples),
+        "nested": registry.is_nested(spec),
         "epochs_budget": epochs,
         "example_budget": budget,
         "steps": result["steps"],
         "examples_seen": result["examples"],
         "stopped": result["stopped"],
-        "best_dev_loss": result["best_dev_loss"],
+        "best_dev_monitor": result["best_dev_monitor"],
         "kept": schedule.keep,
         "device": device,
+        "init_embeddings": str(init_embeddings) if init_embeddings is not None and spec.get("kind") != "hred_tokkd" else None,
         "seconds_this_run": round(time.perf_counter() - start, 3),
     }
-    registry.save(model.cpu(), name, model_path, {"vocab_sha256": sha256_file(vocab_path), "info": info})
+    registry.save(model.cpu(), name, model_path, {"vocab_sha256": vocab_sha, "info": info})
     write_log(result["log"], log_path)
     write_json(info, info_path)
     return info

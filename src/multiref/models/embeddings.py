@@ -1,0 +1,89 @@
+"""Pretrained initial word embeddings of the dialogue models, as the authors' ``init_word_embedding``.
+
+With pretrained vectors (the authors: GloVe Twitter-200), a vocabulary word takes its vector and a
+word without one a zero vector (without them, :class:`multiref.models.hred.HRED` starts from
+uniform(-1, 1)). The padding row is zero either way. Vectors come from a local file (word2vec text or binary, GloVe text without a header, or
+a gensim ``KeyedVectors`` file) or, online, from a gensim-data name such as ``glove-twitter-200``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from multiref.errors import ConfigError, DownloadError
+
+
+def load_vectors(source: str) -> Any:
+    """gensim ``KeyedVectors`` from a local path or a gensim-data name (downloaded once, then cached)."""
+    from gensim.models import KeyedVectors
+
+    path = Path(source).expanduser()
+    if path.exists():
+        try:
+            if path.suffix == ".kv":
+                return KeyedVectors.load(str(path))
+            binary = path.suffix == ".bin" or path.name.endswith(".bin.gz")
+            with open(path, "rb") as handle:
+                first = handle.readline().split()
+            no_header = binary is False and not (len(first) == 2 and all(t.isdigit() for t in first))
+            return KeyedVectors.load_word2vec_format(str(path), binary=binary, no_header=no_header)
+        except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:
+            raise ConfigError(f"{path}: not a word-vector file gensim can read ({exc})") from exc
+    if "/" in source or source.endswith((".txt", ".bin", ".gz", ".kv")):
+        raise ConfigError(f"word-vector file {source} does not exist")
+    try:
+        import gensim.downloader
+
+        return gensim.downloader.load(source)
+    except ValueError as exc:
+        if "internet" not in str(exc).lower():
+            raise ConfigError(f"unknown gensim-data word vectors {source!r} ({exc})") from exc
+        raise DownloadError(
+            f"cannot download the word vectors {source!r}: no connection to gensim-data ({exc}); "
+            "download them elsewhere and set train.word_vectors to the local file"
+        ) from exc
+    except OSError as exc:
+        raise DownloadError(
+            f"cannot download the word vectors {source!r} ({exc}); download them elsewhere and set the local path instead"
+        ) from exc
+
+
+def pretrained_embeddings(words: Sequence[str], vectors: Any, pad_id: int) -> tuple[np.ndarray, int]:
+    """The [V, D] matrix for ``words`` (in id order): a word's vector, zeros for a word without one and
+    for padding; also how many words had a vector."""
+    rows = np.zeros((len(words), vectors.vector_size), dtype=np.float32)
+    hits = 0
+    for i, word in enumerate(words):
+        if i != pad_id and word in vectors.key_to_index:
+            rows[i] = vectors[word]
+            hits += 1
+    return rows, hits
+
+
+def apply_embeddings(model: torch.nn.Module, matrix: np.ndarray, where: str) -> None:
+    """Copy an initial embedding matrix into ``model.embedding`` (tied to the output layer)."""
+    weight = model.embedding.weight  # type: ignore[union-attr]
+    if tuple(matrix.shape) != tuple(weight.shape):
+        raise ConfigError(
+            f"{where}: initial embeddings of shape {tuple(matrix.shape)} do not fit the model's {tuple(weight.shape)} "
+            "(vocabulary size x embedding_dim); set the model's embedding_dim to the vectors' size"
+        )
+    with torch.no_grad():
+        weight.copy_(torch.from_numpy(matrix))
+
+
+def write_initial_embeddings(words: Sequence[str], pad_id: int, source: str, matrix_path: Path, info_path: Path) -> dict[str, Any]:
+    """Load ``source``, write the vocabulary's matrix (``.npy``) and a summary (JSON), atomically."""
+    from multiref.io import atomic_path, write_json
+
+    matrix, hits = pretrained_embeddings(words, load_vectors(source), pad_id)
+    with atomic_path(matrix_path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, matrix)
+    info = {"source": source, "vocabulary": len(words), "with_vector": hits, "dim": int(matrix.shape[1])}
+    write_json(info, info_path)
+    return info
