@@ -324,3 +324,17 @@ def test_a_few_steps_on_the_synthetic_corpus_reduce_the_loss(tmp_path: Path) -> 
     # their entropy); the objective and its NLL part must fall.
     assert float(after["loss"]) < 0.95 * float(before["loss"])
     assert float(after["nll"]) < 0.9 * float(before["nll"])
+
+
+def test_tokkd_run_refuses_hypothesis_settings_and_a_missing_teacher(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from multiref.models.stage import tokkd_inputs
+
+    setting = tmp_path / "hyp5.parquet"
+    pq.write_table(pa.table({"pair_id": [0, 0], "hyp_index": [0, 1]}), setting)
+    with pytest.raises(ConfigError, match="needs the teacher model directory"):
+        tokkd_inputs({"kind": "hred_tokkd"}, setting, tmp_path / "t.parquet", tmp_path / "d.parquet", None, "cpu")
+    with pytest.raises(ConfigError, match=r"hyp5.parquet: hred_tokkd learns .* ground truth only"):
+        tokkd_inputs({"kind": "hred_tokkd"}, setting, tmp_path / "t.parquet", tmp_path / "d.parquet", tmp_path / "teacher", "cpu")
