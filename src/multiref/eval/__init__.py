@@ -1,0 +1,1 @@
+"""Evaluation of generated responses: decoding and the metrics of the paper (section 4.3)."""
