@@ -120,6 +120,19 @@ def run_inputs(wildcards):
     return inputs
 
 
+def decode_inputs(wildcards):
+    """A trained run, the test pairs, and what its vocabulary comes from."""
+    kind = model_spec(wildcards)["kind"]
+    inputs = {
+        "model": out(f"runs/{wildcards.model}/{wildcards.data}/model.pt"),
+        "test": out("data/pairs/test.parquet"),
+        "vocab": out("data/vocab.parquet"),
+    }
+    if kind == "hred_tokkd":
+        inputs["teacher"] = out("teacher/model")
+    return inputs
+
+
 _RUN_PAIRS = [
     (m, d) for m in config["runs"]["models"] for d in config["runs"]["settings"]
 ]

@@ -49,3 +49,58 @@ rule train_model:
         work=lambda wc: out(f"work/runs/{wc.model}/{wc.data}"),
     script:
         "../scripts/train_model.py"
+
+
+rule decode:
+    input:
+        unpack(decode_inputs),
+    output:
+        decode=out("runs/{model}/{data}/test/decode.parquet"),
+        ppl=out("runs/{model}/{data}/test/perplexity.json"),
+    log:
+        log_path("decode_{model}_{data}"),
+    benchmark:
+        out("runs/{model}/{data}/test/benchmark.tsv")
+    wildcard_constraints:
+        model=r"[a-z0-9_]+",
+        data=r"gt|hyp\d+|gt\+hyp\d+",
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["resources"]["gpu_threads"]
+    resources:
+        gpu=1,
+        mem_mb=config["resources"]["gpu_mem_mb"],
+        runtime=config["resources"]["light_runtime"],
+    params:
+        decode=config["decode"],
+        device=config["train"]["device"],
+    script:
+        "../scripts/decode.py"
+
+
+rule decode_components:
+    input:
+        unpack(decode_inputs),
+    output:
+        decode=temp(out("runs/{model}/{data}/test/components_all.parquet")),
+        ppl=temp(out("runs/{model}/{data}/test/components_perplexity.json")),
+        by_component=out("runs/{model}/{data}/test/by_component.parquet"),
+    log:
+        log_path("decode_components_{model}_{data}"),
+    benchmark:
+        out("runs/{model}/{data}/test/components_benchmark.tsv")
+    wildcard_constraints:
+        model=r"[a-z0-9_]+",
+        data=r"gt|hyp\d+|gt\+hyp\d+",
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["resources"]["gpu_threads"]
+    resources:
+        gpu=1,
+        mem_mb=config["resources"]["gpu_mem_mb"],
+        runtime=config["resources"]["light_runtime"],
+    params:
+        decode=config["decode"],
+        device=config["train"]["device"],
+    script:
+        "../scripts/decode.py"

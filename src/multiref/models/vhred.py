@@ -84,6 +84,17 @@ class VHRED(HRED):
         return out
 
     @torch.no_grad()
+    def prior_nll(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor, assign_k: int | None = None) -> dict[str, Tensor]:
+        """Token NLL of y with z drawn from the prior (what a test-time perplexity of a latent model
+        measures); ``assign_k``: from the k-th latent variable only."""
+        memory, mask, context = self.encode(x, x_floor, y_floor)
+        dec_ctx = self.ctx_fc(torch.cat([self.prior(context, assign_k).z, context], dim=-1))
+        logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask)
+        target = y[:, 1:]
+        nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
+        return {"nll_sum": nll.sum(), "n_tokens": (target != self.cfg.pad_id).sum()}
+
+    @torch.no_grad()
     def greedy(self, x: Tensor, x_floor: Tensor, y_floor: Tensor, max_len: int = 40, assign_k: int | None = None) -> Tensor:  # type: ignore[override]
         """Greedy decoding with z drawn once from the prior (``assign_k``: only component k)."""
         memory, mask, context = self.encode(x, x_floor, y_floor)
