@@ -15,6 +15,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/tables.smk"
 
 

