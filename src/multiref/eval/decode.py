@@ -100,11 +100,9 @@ def mean_component_weights(model: torch.nn.Module, examples: Sequence[Example], 
     for start in range(0, len(examples), batch_size):
         x, x_floor, _, y_floor = collate(examples[start : start + batch_size], model.cfg.pad_id, device)
         _, _, context = model.encode(x, x_floor, y_floor)
-        pi = model.prior(context).pi
-        if pi is None:
+        if not hasattr(model.prior_net, "weights"):
             raise ValueError("the model's prior has no mixture weights (a Gaussian prior has one component)")
-        if model.cfg.prior == "gmm":  # its pi is a hard Gumbel sample: report the softmax of the scores instead
-            pi = model.prior_net.pi_fc(torch.tanh(model.prior_net.ctx_fc(context))).softmax(-1)
+        pi = model.prior_net.weights(context)  # for GMM: the softmax of its scores, not a hard Gumbel sample
         total = pi.sum(0) if total is None else total + pi.sum(0)
         n += pi.size(0)
     return [] if total is None else (total / n).tolist()

@@ -71,6 +71,10 @@ class MixturePrior(nn.Module):
         self.ctx2var = _mlp(z_dim, z_dim * components)
         init_linear(self.ctx_fc, 0.08)
 
+    def weights(self, h: Tensor) -> Tensor:
+        """The mixture weights softmax(MLP(tanh(W h))) [B, K] (for GMM the expectation of its hard Gumbel sample)."""
+        return self.pi_fc(torch.tanh(self.ctx_fc(h))).softmax(-1)
+
     def forward(self, h: Tensor, assign_k: int | None = None) -> Latent:
         """``assign_k`` forces a one-hot pi on component k (the paper's Table 5 analysis)."""
         b = h.size(0)
