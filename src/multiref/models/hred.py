@@ -57,6 +57,8 @@ class HREDConfig:
 
 
 class HRED(nn.Module):
+    likelihood_needs_samples = False  # log_likelihood is exact (latent-variable subclasses set True)
+
     def __init__(self, cfg: HREDConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -96,6 +98,11 @@ class HRED(nn.Module):
         n_tokens = (target != self.cfg.pad_id).sum()
         return {"loss": nll.sum(1).mean(), "nll_sum": nll.sum(), "n_tokens": n_tokens, "token_nll": nll,
                 "monitor": (nll.sum() / n_tokens.clamp(min=1)).exp().detach()}
+
+    @torch.no_grad()
+    def log_likelihood(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor) -> Tensor:
+        """log p(y | x) of each response [B]: the sum of its token log-probabilities (``</s>`` included)."""
+        return -self(x, x_floor, y, y_floor)["token_nll"].sum(1)
 
     @torch.no_grad()
     def greedy(self, x: Tensor, x_floor: Tensor, y_floor: Tensor, max_len: int = 40) -> Tensor:

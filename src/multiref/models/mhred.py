@@ -70,6 +70,13 @@ class MHRED(HRED):
         best = log_joint.argmax(-1)
         return {"loss": loss, "nll_sum": sent_nll[torch.arange(b), best].sum(), "n_tokens": n_tokens, "mech_max": probs.max(-1).values.mean()}
 
+    @torch.no_grad()
+    def log_likelihood(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor) -> Tensor:
+        """log p(y | x) = log sum_k p(m_k | x) p(y | c_k, x) of each response [B] (exact marginal)."""
+        memory, mask, context = self.encode(x, x_floor, y_floor)
+        log_joint = (self.mechanism_probs(context) + 1e-10).log() - self._all_mechanisms_nll(context, memory, mask, y)
+        return torch.logsumexp(log_joint, dim=-1)
+
     def _all_mechanisms_nll(self, context: Tensor, memory: Tensor, mask: Tensor, y: Tensor) -> Tensor:
         """-log p(y | c_k, x) summed over tokens, for every mechanism k: [B, K]."""
         b, k = context.size(0), self.cfg.mechanisms

@@ -110,6 +110,10 @@ def train_run(
         "device": device,
         "init_embeddings": str(init_embeddings) if init_embeddings is not None and spec.get("kind") != "hred_tokkd" else None,
         "seconds_this_run": round(time.perf_counter() - start, 3),
+        # forward/backward/update time over all attempts, and per pass over the 1-GT training pairs
+        # (the paper's "Trn Time": the time of training on 1 GT data for 1 epoch)
+        "train_seconds": round(result["train_seconds"], 3),
+        "seconds_per_gt_epoch": round(result["train_seconds"] / max(result["examples"], 1) * n_pairs, 3),
     }
     registry.save(model.cpu(), name, model_path, {"vocab_sha256": vocab_sha, "info": info})
     write_log(result["log"], log_path)

@@ -92,7 +92,16 @@ class VHRED(HRED):
         logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask)
         target = y[:, 1:]
         nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
-        return {"nll_sum": nll.sum(), "n_tokens": (target != self.cfg.pad_id).sum()}
+        return {"nll_sum": nll.sum(), "n_tokens": (target != self.cfg.pad_id).sum(), "sent_nll": nll.sum(1)}
+
+    # log p(y | x) = log E_{z ~ p(z|x)} p(y | x, z) has no closed form: one call gives log p(y | x, z) for one
+    # prior draw z, and callers average p over draws (multiref.eval.synthetic_fit).
+    likelihood_needs_samples = True
+
+    @torch.no_grad()
+    def log_likelihood(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor) -> Tensor:
+        """log p(y | x, z) of each response [B] for one z drawn from the prior."""
+        return -self.prior_nll(x, x_floor, y, y_floor)["sent_nll"]
 
     @torch.no_grad()
     def greedy(self, x: Tensor, x_floor: Tensor, y_floor: Tensor, max_len: int = 40, assign_k: int | None = None) -> Tensor:  # type: ignore[override]
