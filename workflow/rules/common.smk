@@ -145,3 +145,99 @@ for _name, _data in _RUN_PAIRS:
     if _data not in config["settings"]["names"]:
         raise WorkflowError(f"runs: data setting {_data!r} is not in settings.names")
 RUNS = [out(f"runs/{m}/{d}/model.pt") for m, d in dict.fromkeys(_RUN_PAIRS)]
+
+
+# Tables: the runs their rows name, checked before any job runs (workflow/rules/tables.smk).
+REVAL_SCORES = (
+    "reval" in config
+)  # the learned evaluator's scores join the tables when it is configured
+TABLES = config["tables"]
+
+
+def _check_row(table, model, data):
+    if model == "teacher":
+        if data != "gt":
+            raise WorkflowError(
+                f"tables.{table}: the teacher row is trained on 'gt', not {data!r}"
+            )
+        return
+    if model not in config["models"]:
+        raise WorkflowError(
+            f"tables.{table}: unknown model {model!r}; configured models: {', '.join(sorted(config['models']))}"
+        )
+    if data not in config["settings"]["names"]:
+        raise WorkflowError(
+            f"tables.{table}: data setting {data!r} is not in settings.names"
+        )
+
+
+def test_dir(model, data):
+    """Folder of a row's test outputs (the teacher's, or a run's)."""
+    return (
+        out("teacher/test") if model == "teacher" else out(f"runs/{model}/{data}/test")
+    )
+
+
+def row_files(model, data):
+    """Every file a table row reads: test metrics, perplexity, Reval scores, and the run's info."""
+    base = test_dir(model, data)
+    files = [
+        f"{base}/{name}"
+        for name in ("metrics.json", "perplexity.json", "per_pair.parquet")
+    ]
+    if REVAL_SCORES:
+        files += [f"{base}/reval.json", f"{base}/reval.parquet"]
+    files.append(
+        out("teacher/metrics.json")
+        if model == "teacher"
+        else out(f"runs/{model}/{data}/info.json")
+    )
+    return files
+
+
+for _table in ("table1", "table2"):
+    for _row in TABLES[_table]:
+        _check_row(_table, _row["model"], _row["data"])
+if TABLES["table4"]["model"]:
+    for _k in TABLES["table4"]["hypotheses"]:
+        for _data in (f"hyp{_k}", f"gt+hyp{_k}"):
+            _check_row("table4", TABLES["table4"]["model"], _data)
+if TABLES["table5"]["model"]:
+    _check_row("table5", TABLES["table5"]["model"], TABLES["table5"]["data"])
+    if config["models"][TABLES["table5"]["model"]].get("prior") not in ("gmm", "lgm"):
+        raise WorkflowError(
+            f"tables.table5: model {TABLES['table5']['model']!r} has no mixture prior (prior: gmm or lgm)"
+        )
+
+TABLE4_SETTINGS = [
+    name for k in TABLES["table4"]["hypotheses"] for name in (f"hyp{k}", f"gt+hyp{k}")
+]
+
+
+def table5_inputs(wildcards):
+    base = test_dir(TABLES["table5"]["model"], TABLES["table5"]["data"])
+    inputs = {
+        "by_component": f"{base}/by_component.parquet",
+        "test": out("data/pairs/test.parquet"),
+        "vocab": out("data/vocab.parquet"),
+    }
+    if REVAL_SCORES:
+        inputs["reval"] = f"{base}/by_component_reval.parquet"
+    return inputs
+
+
+_TABLE_RUNS = [(r["model"], r["data"]) for t in ("table1", "table2") for r in TABLES[t]]
+_TABLE_RUNS += [(TABLES["table4"]["model"], d) for d in TABLE4_SETTINGS]
+SYNTHETIC_RUNS = [
+    (m, d)
+    for m, d in dict.fromkeys(_RUN_PAIRS + _TABLE_RUNS)
+    if m in config["models"] and config["models"][m]["kind"] != "hred_tokkd"
+]
+
+
+TABLE_OUTPUTS = [out("table1.csv"), out("table2.csv")]
+TABLE_OUTPUTS += [out("table4.csv")] if TABLES["table4"]["model"] else []
+TABLE_OUTPUTS += [out("table5.csv")] if TABLES["table5"]["model"] else []
+TABLE_OUTPUTS += (
+    [out("table_synthetic.csv")] if config["corpus"]["source"] == "synthetic" else []
+)
