@@ -19,6 +19,7 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml --report results-demo/report.html
 
 test: setup
 	$(BIN)/python -m pytest

@@ -16,7 +16,9 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/reval.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/report.smk"
 
 
 onstart:
@@ -27,6 +29,8 @@ rule all:
     default_target: True
     input:
         rules.table8.output,
+        TABLE_OUTPUTS,
+        REPORT_OUTPUTS,
         rules.hypotheses.output,
         SETTINGS,
         TEACHER_FIT,

@@ -51,6 +51,14 @@ def run_snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subproces
     return proc
 
 
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole demo DAG (`rule all`), built once per test session into a temporary root."""
+    root = tmp_path_factory.mktemp("demo") / "results-demo"
+    run_snakemake("--cores", "2", "--configfile", "config/demo.yaml", "--config", f"root={root}")
+    return root
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[[Path], str]]:
     """Start HTTP servers on 127.0.0.1 (a free port) serving a folder; returns their base URL."""

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from teacher_helpers import TINY_TEACHER, make_data, run_and_kill
 from multiref.data.settings import Setting, build_index, parse_setting, write_setting
@@ -69,6 +70,8 @@ def test_killed_shard_resumes_from_its_chunks_to_the_same_bytes(setup: dict[str,
     generate_shard(setup["teacher"], setup["train"], 0, 1, SAMPLING, straight, tmp_path / "w1", "cpu", progress=False)
     out, work = tmp_path / "killed.parquet", tmp_path / "w2"
     code = (
+        # the same intra-op thread count as this process: CPU float reductions depend on it
+        f"import torch\ntorch.set_num_threads({torch.get_num_threads()})\n"
         "from pathlib import Path\nfrom multiref.teacher.hypotheses import SamplingConfig, generate_shard\n"
         f"generate_shard(Path({str(setup['teacher'])!r}), Path({str(setup['train'])!r}), 0, 1,"
         f" SamplingConfig(**{SAMPLING.__dict__!r}), Path({str(out)!r}), Path({str(work)!r}), 'cpu', progress=False)\n"
