@@ -50,9 +50,17 @@ def test_demo_runs_teacher_hypotheses_and_settings(demo_root: Path) -> None:
     assert fit["exact"]["contexts"] == 200 and fit["exact"]["mean_kl_nats"] > 0
 
 
-DEMO_RUNS = [(m, s) for m in ("hred", "vhred", "vhred_gmm3", "vhred_lgm3") for s in ("gt", "hyp5")] + [
-    ("hred_l", "gt"), ("hred_xl", "gt"), ("mhred", "gt"), ("hred_cvar", "gt"), ("vhred_mbow", "hyp5"), ("hred_tokkd", "gt")
-]
+def demo_runs() -> list[tuple[str, str]]:
+    """Every run the demo trains: its `runs` entries and the runs its tables name (the teacher is not a run)."""
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    runs = [(m, s) for m in demo["runs"]["models"] for s in demo["runs"]["settings"]]
+    runs += [tuple(item.split("/")) for item in demo["runs"]["extra"]]
+    runs += [(r["model"], r["data"]) for t in ("table1", "table2") for r in demo["tables"][t] if r["model"] != "teacher"]
+    runs += [(demo["tables"]["table4"]["model"], f"{g}hyp{k}") for k in demo["tables"]["table4"]["hypotheses"] for g in ("", "gt+")]
+    return list(dict.fromkeys(runs))
+
+
+DEMO_RUNS = demo_runs()
 
 
 @pytest.mark.slow
