@@ -1,5 +1,7 @@
 """The demo DAG's Tables 1, 2, 4, 5 and synthetic-distance table; the paper configuration's Table 2 plan."""
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -70,3 +72,19 @@ def test_a_table_row_with_an_undefined_model_is_refused(tmp_path: Path) -> None:
     proc = run_snakemake("-n", "--configfile", "config/demo.yaml", str(cfg), check=False)
     assert proc.returncode != 0
     assert "tables.table1: unknown model 'transformer'; configured models:" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_tables_compile_with_pdflatex(demo_root: Path, tmp_path: Path) -> None:
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (Debian: texlive-latex-recommended); the LaTeX is checked structurally above")
+    names = ["table1", "table2", "table4", "table5", "table_synthetic", "table8"]
+    for name in names:
+        shutil.copy(demo_root / f"{name}.tex", tmp_path)
+    body = "\n".join(rf"\input{{{name}}}" for name in names)
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\n\\usepackage[utf8]{inputenc}\n\\usepackage{booktabs}\n\\begin{document}\n" + body + "\n\\end{document}\n"
+    )
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 10_000
