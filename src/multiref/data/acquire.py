@@ -14,11 +14,17 @@ from multiref.data.dailydialog import CORPUS_FILES
 from multiref.errors import ChecksumError, CorpusError, DownloadError
 from multiref.io import atomic_path, sha256_file, write_json
 
-USER_AGENT = "multiref/0.1 (DailyDialog corpus download)"
+USER_AGENT = "multiref/0.1 (research pipeline; data downloads)"
 
 
-def download(url: str, dest: Path, timeout: float = 120.0) -> None:
-    """Download ``url`` to ``dest`` atomically; on failure say how to use a local copy instead."""
+CORPUS_REMEDY = (
+    "Download it by other means and set 'corpus.archive' to the local file, in config/config.yaml or on the "
+    "command line: snakemake --config 'corpus={\"archive\": \"/path/to/ijcnlp_dailydialog.zip\"}' ..."
+)
+
+
+def download(url: str, dest: Path, timeout: float = 120.0, what: str = "the corpus", remedy: str = CORPUS_REMEDY) -> None:
+    """Download ``url`` to ``dest`` atomically; on failure say what failed and how to use a local copy instead."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         with atomic_path(dest) as tmp:
@@ -26,11 +32,7 @@ def download(url: str, dest: Path, timeout: float = 120.0) -> None:
                 shutil.copyfileobj(response, out, length=1 << 20)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise DownloadError(
-            f"could not download the corpus from {url} ({reason}). Download it by other means and set "
-            "'corpus.archive' to the local file, in config/config.yaml or on the command line: "
-            "snakemake --config 'corpus={\"archive\": \"/path/to/ijcnlp_dailydialog.zip\"}' ..."
-        ) from exc
+        raise DownloadError(f"could not download {what} from {url} ({reason}). {remedy}") from exc
 
 
 def locate_members(archive: zipfile.ZipFile, label: str) -> dict[str, str]:

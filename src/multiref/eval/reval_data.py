@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -32,10 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from multiref.errors import ChecksumError, ConfigError, DownloadError
+from multiref.data import acquire
+from multiref.errors import ChecksumError, ConfigError
 from multiref.io import atomic_path, sha256_file, write_json
 
-USER_AGENT = "multiref/0.1 (Reval judgements download)"
 # score names of the authors' AMT results -> names in the DSTC10 format ("overall" is DSTC10's "appropriateness")
 AMT_SCORE_NAMES = {"overall": "appropriateness", "content": "content", "grammar": "grammar", "relevance": "relevance"}
 SYNTHETIC_KINDS = ("ground-truth", "valid", "random", "truncated", "shuffled")
@@ -122,19 +119,12 @@ def read_judgement_items(path: str | Path, member: str = "dd_annotations.json") 
 
 
 def download(url: str, dest: Path, timeout: float = 120.0) -> None:
-    """Download ``url`` to ``dest`` atomically; on failure say how to use a local copy instead."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    try:
-        with atomic_path(dest) as tmp:
-            with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
-                shutil.copyfileobj(response, out, length=1 << 20)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise DownloadError(
-            f"could not download the Reval judgements from {url} ({reason}). Download them by other means and set "
-            "'reval.judgements.source: local' and 'reval.judgements.path' to the file (the zip, its "
-            "dd_annotations.json, or DSTC10's dailydialog-zhao_eval.json)"
-        ) from exc
+    """Download the judgements atomically (the corpus's downloader); on failure say how to use a local copy."""
+    acquire.download(
+        url, dest, timeout, what="the Reval judgements",
+        remedy="Download them by other means and set 'reval.judgements.source: local' and 'reval.judgements.path' to "
+        "the file (the zip, its dd_annotations.json, or DSTC10's dailydialog-zhao_eval.json)",
+    )
 
 
 def acquire_judgements(
