@@ -31,7 +31,7 @@ from multiref.data.settings import parse_setting
 from multiref.errors import ConfigError, MultirefError
 
 MEGA = 2**20
-# measured column -> (file, key, scale)
+# bootstrapped column -> (per-context score file: per_pair.parquet or reval.parquet, its column); scales in SCALE
 BOOTSTRAPPED = {"bleu2": ("per_pair", "bleu2"), "ext": ("per_pair", "extrema"), "avg": ("per_pair", "average"),
                 "grd": ("per_pair", "greedy"), "reval": ("reval", "reval")}
 SCALE = {"bleu2": 100.0, "ext": 100.0, "avg": 100.0, "grd": 100.0, "reval": 1.0}
