@@ -65,4 +65,6 @@ def load_state(path: Path, fingerprint: dict[str, Any], model: torch.nn.Module, 
     torch.set_rng_state(saved["rng_cpu"])
     if saved.get("rng_cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(saved["rng_cuda"])
+    position = {k: saved["state"][k] for k in ("epoch", "batch", "step") if k in saved["state"]}
+    logging.getLogger("multiref").info("resuming from the checkpoint %s (%s)", path, position)
     return saved["state"]

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 
 from multiref.errors import MultirefError
+from multiref.preempt import Preempted
 
 
 @contextlib.contextmanager
@@ -16,6 +17,8 @@ def step(log_path: str, name: str = "multiref") -> Iterator[logging.Logger]:
 
     A :class:`MultirefError` (bad input) is written to the log *and* to the console as one clear line,
     and ends the process with status 1, so Snakemake marks the job failed and removes its outputs.
+    :class:`Preempted` (a stop signal after which the state was saved) ends it with status 128 + the
+    signal number; the next attempt resumes.
     """
     original = sys.stderr
     with open(log_path, "w", buffering=1, encoding="utf-8") as log:
@@ -30,5 +33,10 @@ def step(log_path: str, name: str = "multiref") -> Iterator[logging.Logger]:
             print(message, file=log)
             print(message, file=original)
             raise SystemExit(1) from exc
+        except Preempted as exc:
+            message = f"multiref: {exc}"
+            print(message, file=log)
+            print(message, file=original)
+            raise SystemExit(exc.exit_status) from exc
         finally:
             sys.stderr = original

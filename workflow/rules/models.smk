@@ -47,6 +47,7 @@ rule train_model:
         spec=model_spec,
         train=config["train"],
         work=lambda wc: out(f"work/runs/{wc.model}/{wc.data}"),
+        checkpoint_minutes=config["resources"]["checkpoint_minutes"],
     script:
         "../scripts/train_model.py"
 

@@ -26,6 +26,7 @@ rule teacher:
         teacher=config["teacher"],
         max_utterance_tokens=config["data"]["max_utterance_tokens"],
         work=out("work/teacher"),
+        checkpoint_minutes=config["resources"]["checkpoint_minutes"],
     script:
         "../scripts/teacher.py"
 

@@ -21,5 +21,6 @@ with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
         metrics_path=Path(out.metrics),
         work_dir=Path(params.work),
         max_utterance_tokens=params.max_utterance_tokens,
+        checkpoint_seconds=60 * params.checkpoint_minutes,
     )
     log.info("teacher: %s", metrics)

@@ -70,6 +70,7 @@ def train_run(
     progress: bool = True,
     teacher_dir: Path | None = None,
     init_embeddings: Path | None = None,
+    checkpoint_seconds: float | None = 600.0,
 ) -> dict[str, Any]:
     device = resolve_device(train_cfg["device"])
     meta = read_parquet_metadata(setting_path)
@@ -92,7 +93,8 @@ def train_run(
             apply_embeddings(model, np.load(init_embeddings), f"model {name!r}")
         vocab_sha = sha256_file(vocab_path)
     start = time.perf_counter()
-    result = train_model(model, train_examples, dev_examples, schedule, work_dir / "checkpoint.pt", specials["pad_id"], device, progress)
+    result = train_model(model, train_examples, dev_examples, schedule, work_dir / "checkpoint.pt", specials["pad_id"], device, progress,
+                         checkpoint_seconds=checkpoint_seconds)
     info = {
         "model": name,
         "spec": dict(spec),

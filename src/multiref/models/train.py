@@ -6,7 +6,9 @@ on the model's dev monitor (the authors': perplexity for the HRED family, recons
 the authors do), at the epoch budget of the paper's Table 9, or at an optional example budget. The
 kept model is the best on the dev monitor (``keep="best"``) or the last one (``keep="last"``, the authors').
 A non-finite loss stops training with the step number and the last finite losses; the checkpoint on
-disk is the last good one.
+disk is the last good one. Besides the validations and epoch ends, the state is saved every
+``checkpoint_seconds`` and on SIGTERM/SIGUSR1 (:mod:`multiref.preempt`), so a killed or preempted run
+resumes where it was, with the same result as an uninterrupted one (bitwise on CPU).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tqdm import tqdm
 
 from multiref.errors import MultirefError
 from multiref.models.data import Example, collate
+from multiref.preempt import Checkpointer, stop_signals
 from multiref.training import epoch_batches, load_state, save_state
 
 
@@ -76,8 +79,25 @@ def train_model(
     device: str = "cpu",
     progress: bool = True,
     stop_after: int | None = None,
+    checkpoint_seconds: float | None = 600.0,
 ) -> dict[str, Any]:
     """Train in place; returns the log rows and the summary. The kept weights are loaded into ``model``."""
+    with stop_signals():
+        return _train(model, train_examples, dev_examples, schedule, checkpoint, pad_id, device, progress, stop_after, Checkpointer(checkpoint_seconds))
+
+
+def _train(
+    model: torch.nn.Module,
+    train_examples: Sequence[Example],
+    dev_examples: Sequence[Example],
+    schedule: Schedule,
+    checkpoint: Path,
+    pad_id: int,
+    device: str,
+    progress: bool,
+    stop_after: int | None,
+    ckpt: Checkpointer,
+) -> dict[str, Any]:
     if schedule.keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {schedule.keep!r}")
     model.to(device).train()
@@ -105,7 +125,11 @@ def train_model(
             state["best"] = dev["dev_monitor"]
             state["best_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": lr(), "train_loss": None, **dev})
+        save()
+
+    def save() -> None:
         save_state(checkpoint, fingerprint, model, optimizer, plateau, state)
+        ckpt.saved(checkpoint)
 
     steps_per_epoch = math.ceil(len(train_examples) / schedule.batch_size)
     bar = tqdm(total=steps_per_epoch * schedule.epochs, initial=state["step"], desc="train", unit="step", disable=not progress, mininterval=5)
@@ -145,6 +169,8 @@ def train_model(
                 state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": lr(), "train_loss": loss.item(), "dev_loss": None, "dev_monitor": None, "dev_ppl": None})
             if state["step"] % schedule.validate_every == 0:
                 validate()
+            elif ckpt.due():
+                save()
             if schedule.max_examples and state["examples"] >= schedule.max_examples:
                 state["stop"] = "example budget"
                 break
@@ -154,7 +180,7 @@ def train_model(
         if state["stop"] is None:
             state["epoch"] += 1
             state["batch"] = 0
-            save_state(checkpoint, fingerprint, model, optimizer, plateau, state)
+            save()
     bar.close()
     if not state["log"] or state["log"][-1]["step"] != state["step"] or state["log"][-1]["dev_loss"] is None:
         validate()  # a final validation, so that the best model is chosen among all validated states

@@ -4,12 +4,14 @@ Shard ``s`` of ``S`` holds the contiguous block of training pairs ``[s*P//S, (s+
 each, hypotheses ``0..N-1`` in sampling order. Settings with K < N hypotheses use indices ``0..K-1``
 (the authors slice ``[:K]``), so 1 ⊂ 5 ⊂ 20 ⊂ 100. A shard is generated in chunks of pairs, each with
 its own seed derived from (seed, shard, chunk) and saved in a work folder, so a killed shard resumes
-with the chunks it has and gives the same bytes as an uninterrupted run.
+with the chunks it has and gives the same bytes as an uninterrupted run. On SIGTERM/SIGUSR1 the chunk
+under way is finished and saved, then the job stops (:mod:`multiref.preempt`) to be resumed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -25,6 +27,7 @@ from tqdm import tqdm
 
 from multiref.errors import MultirefError
 from multiref.io import sha256_file, write_json, write_parquet
+from multiref.preempt import Checkpointer, stop_signals
 from multiref.teacher.format import TeacherFormat, utterance_limit
 from multiref.teacher.model import load_teacher, resolve_device
 from multiref.teacher.sampler import check_sampling, sample
@@ -94,6 +97,21 @@ def generate_shard(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Sample ``cfg.n`` hypotheses for every pair of one shard and write them as Parquet."""
+    with stop_signals():
+        return _generate_shard(teacher_dir, pairs_path, shard, shards, cfg, out_path, work_dir, device, progress)
+
+
+def _generate_shard(
+    teacher_dir: Path,
+    pairs_path: Path,
+    shard: int,
+    shards: int,
+    cfg: SamplingConfig,
+    out_path: Path,
+    work_dir: Path,
+    device: str,
+    progress: bool,
+) -> dict[str, Any]:
     cfg.check()
     device = resolve_device(device)
     model, tokenizer = load_teacher(teacher_dir, device)
@@ -114,11 +132,13 @@ def generate_shard(
     parts_dir.mkdir(parents=True, exist_ok=True)
     dtype = _dtype(cfg.dtype, device)
     chunks = range(0, len(prefixes), cfg.chunk_pairs)
+    ckpt = Checkpointer(None)  # every chunk is a checkpoint
     parts = []
     for number, lo in enumerate(tqdm(chunks, desc=f"shard {shard}", unit="chunk", disable=not progress)):
         part = parts_dir / f"chunk{number:05d}.parquet"
         parts.append(part)
         if part.exists():
+            logging.getLogger("multiref").info("resuming: chunk %d of shard %d was saved by an earlier attempt (%s)", number, shard, part)
             continue
         hi = min(lo + cfg.chunk_pairs, len(prefixes))
         hyps = sample(
@@ -135,6 +155,7 @@ def generate_shard(
                 cols["logprob"].append(hyp.logprob)
                 cols["finished"].append(hyp.finished)
         write_parquet(pa.table(cols, schema=HYPOTHESIS_SCHEMA), part)
+        ckpt.saved(part)
     tables = [pq.read_table(p) for p in parts]
     result = pa.concat_tables(tables) if tables else HYPOTHESIS_SCHEMA.empty_table()
     meta = {

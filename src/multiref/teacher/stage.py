@@ -56,6 +56,7 @@ def build_teacher(
     work_dir: Path,
     max_utterance_tokens: int,
     progress: bool = True,
+    checkpoint_seconds: float | None = 600.0,
 ) -> dict[str, Any]:
     """Fine-tune (or train from scratch) the teacher and save it with its curve and dev perplexity."""
     device = resolve_device(cfg["device"])
@@ -72,7 +73,8 @@ def build_teacher(
     dev_examples = pair_examples(dev_path, fmt, max_len)
     torch.manual_seed(train_cfg.seed)
     start = time.perf_counter()
-    curve = train(model, train_examples, dev_examples, train_cfg, work_dir / "checkpoint.pt", tokenizer.pad_token_id, device, progress)
+    curve = train(model, train_examples, dev_examples, train_cfg, work_dir / "checkpoint.pt", tokenizer.pad_token_id, device, progress,
+                  checkpoint_seconds=checkpoint_seconds)
     seconds = time.perf_counter() - start
     nll, count = token_nll(model, dev_examples, train_cfg.eval_batch_size, tokenizer.pad_token_id, device)
     metrics = {

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from multiref.io import write_json
+from multiref.preempt import Checkpointer, stop_signals
 from multiref.teacher.format import IGNORE
 from multiref.training import epoch_batches, load_state, save_state
 
@@ -93,13 +94,32 @@ def train(
     device: str = "cpu",
     progress: bool = True,
     stop_after: int | None = None,
+    checkpoint_seconds: float | None = 600.0,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place; returns the training curve (one dict per logged step or epoch end).
 
     ``checkpoint`` is written every ``cfg.checkpoint_every`` steps and at each epoch end, and read
     back on start when it exists and was made with the same configuration and data size.
+    It is also written every ``checkpoint_seconds`` and on SIGTERM/SIGUSR1, after which the run stops
+    (:class:`multiref.preempt.Preempted`) to be resumed by the next attempt.
     ``stop_after`` ends the run after that many steps in total (used by tests to simulate a kill).
     """
+    with stop_signals():
+        return _train(model, train_examples, dev_examples, cfg, checkpoint, pad_id, device, progress, stop_after, Checkpointer(checkpoint_seconds))
+
+
+def _train(
+    model: GPT2LMHeadModel,
+    train_examples: Sequence[Example],
+    dev_examples: Sequence[Example],
+    cfg: TrainConfig,
+    checkpoint: Path,
+    pad_id: int,
+    device: str,
+    progress: bool,
+    stop_after: int | None,
+    ckpt: Checkpointer,
+) -> list[dict[str, Any]]:
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_examples) / cfg.batch_size)
@@ -111,6 +131,7 @@ def train(
 
     def save() -> None:
         save_state(checkpoint, fingerprint, model, optimizer, scheduler, state)
+        ckpt.saved(checkpoint)
 
     bar = tqdm(total=total_steps, initial=state["step"], desc="teacher", unit="step", disable=not progress, mininterval=5)
     while state["epoch"] < cfg.epochs:
@@ -140,7 +161,7 @@ def train(
                     }
                 )
                 state["loss_sum"], state["loss_n"] = 0.0, 0
-            if state["step"] % cfg.checkpoint_every == 0:
+            if state["step"] % cfg.checkpoint_every == 0 or ckpt.due():
                 save()
             if stop_after is not None and state["step"] >= stop_after:
                 bar.close()
