@@ -11,6 +11,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast, PreTrainedTokenizerFast
 
 from teacher_helpers import TINY_TEACHER, make_data, run_and_kill
+from multiref.errors import ConfigError
 from multiref.teacher.format import IGNORE, TeacherFormat
 from multiref.teacher.model import load_teacher, pretrained_model, resolve_device
 from multiref.teacher.stage import build_teacher
@@ -105,7 +106,7 @@ def test_gpu_requested_but_absent() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert resolve_device("auto") == "cpu"
-    with pytest.raises(TeacherError, match="no CUDA GPU is available"):
+    with pytest.raises(ConfigError, match="no CUDA GPU is available"):
         resolve_device("cuda")
 
 

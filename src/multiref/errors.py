@@ -19,3 +19,7 @@ class DownloadError(CorpusError):
 
 class ConfigError(MultirefError):
     """A configuration value is invalid."""
+
+
+class OutputError(MultirefError):
+    """An output file cannot be written where it belongs (its folder is a file, or not writable)."""

@@ -14,21 +14,56 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from multiref.errors import MultirefError, OutputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
+
+    An output that cannot be placed (a file where its folder should be, no permission, a folder with the
+    output's name) raises :class:`OutputError` naming ``path``; the temporary file never outlives the block.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        blocker = next((p for p in target.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            reason = f"{blocker} is a file, not a folder"
+        else:
+            reason = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+        raise OutputError(f"cannot write {target}: {reason}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _unreadable(path: str | os.PathLike[str], exc: Exception) -> MultirefError:
+    if isinstance(exc, FileNotFoundError):
+        return MultirefError(f"{path}: no such Parquet file")
+    return MultirefError(
+        f"{path}: cannot read this Parquet file ({exc}); if it is truncated or corrupt, delete it and rerun the "
+        "step that writes it"
+    )
+
+
+def read_table(path: str | os.PathLike[str], columns: list[str] | None = None, memory_map: bool = False) -> pa.Table:
+    """``pyarrow.parquet.read_table``, with a missing, truncated or corrupt file (or a missing column)
+    reported as a :class:`MultirefError` that names the file."""
+    try:
+        return pq.read_table(path, columns=columns, memory_map=memory_map)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from exc
 
 
 def write_parquet(table: pa.Table, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
@@ -43,7 +78,10 @@ def write_parquet(table: pa.Table, path: str | os.PathLike[str], metadata: dict[
 
 def read_parquet_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``multiref`` metadata stored by :func:`write_parquet` (empty if none)."""
-    meta = pq.read_schema(path).metadata or {}
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(path, exc) from exc
     raw = meta.get(b"multiref")
     return json.loads(raw) if raw else {}
 

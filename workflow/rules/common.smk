@@ -66,17 +66,28 @@ HYPOTHESIS_SHARDS = [
     out(f"teacher/hypotheses/shard{i:04d}.parquet")
     for i in range(config["teacher"]["shards"])
 ]
-for _name in config["settings"]["names"]:
+
+
+def check_setting(name, where):
+    """The setting ``name``, or an error naming ``where`` (a key or target) and the value.
+
+    It must have an epoch budget in the paper's Table 9 and K <= teacher.sampling.n.
+    """
     try:
-        _setting = parse_setting(_name)
-        _setting.epochs
+        setting = parse_setting(name)
+        setting.epochs
     except ConfigError as exc:
-        raise WorkflowError(f"settings.names: {exc}")
-    if _setting.k > config["teacher"]["sampling"]["n"]:
+        raise WorkflowError(f"{where}: {exc}")
+    if setting.k > config["teacher"]["sampling"]["n"]:
         raise WorkflowError(
-            f"settings.names: {_name!r} needs {_setting.k} hypotheses per pair but "
+            f"{where}: {name!r} needs {setting.k} hypotheses per pair but "
             f"teacher.sampling.n is {config['teacher']['sampling']['n']}"
         )
+    return setting
+
+
+for _name in config["settings"]["names"]:
+    check_setting(_name, "settings.names")
 SETTINGS = [
     out(f"data/settings/{name}.parquet") for name in config["settings"]["names"]
 ]
@@ -97,7 +108,8 @@ def model_spec(wildcards):
 def setting_inputs(wildcards):
     """A data setting needs the teacher's hypotheses only when it uses some (gt alone does not)."""
     inputs = {"train": out("data/pairs/train.parquet")}
-    if parse_setting(wildcards.setting).k > 0:
+    target = out(f"data/settings/{wildcards.setting}.parquet")
+    if check_setting(wildcards.setting, target).k > 0:
         inputs["hypotheses"] = out("teacher/hypotheses/manifest.json")
     return inputs
 

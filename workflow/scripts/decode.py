@@ -22,7 +22,7 @@ with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
         seed=params.decode["seed"],
         batch_size=params.decode["batch_size"],
         max_len=params.decode["max_len"],
-        device=resolve_device(params.device),
+        device=resolve_device(params.device, "train.device"),
         by_component_path=Path(out.by_component) if "by_component" in out.keys() else None,
     )
     log.info("decoded: %s", result)

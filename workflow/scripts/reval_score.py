@@ -19,7 +19,7 @@ with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
         Path(out.scores),
         Path(out.summary) if "summary" in out.keys() else None,
         batch_size=params.batch_size,
-        device=resolve_device(params.device),
+        device=resolve_device(params.device, "reval.device"),
         by_component=params.by_component,
     )
     log.info("reval: %s", summary)

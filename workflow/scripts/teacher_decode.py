@@ -14,6 +14,6 @@ with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
     inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
     ppl = teacher_decode_run(
         Path(inp.model), Path(inp.test), Path(out.decode), Path(out.ppl),
-        max_len=params.decode["max_len"], batch_size=params.decode["batch_size"], device=resolve_device(params.device),
+        max_len=params.decode["max_len"], batch_size=params.decode["batch_size"], device=resolve_device(params.device, "teacher.device"),
     )
     log.info("teacher test perplexity: %s", ppl)

@@ -7,6 +7,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -72,7 +73,7 @@ def extract_corpus(archive_path: Path, out_dir: Path, name: str | None = None) -
             try:
                 with atomic_path(target) as tmp, archive.open(member) as src, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-            except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile) as exc:
+            except (zipfile.BadZipFile, EOFError, OSError, zipfile.LargeZipFile, zlib.error) as exc:
                 raise CorpusError(f"{label}: member {member} is corrupt or truncated ({exc})") from exc
             files[CORPUS_FILES[key]] = {
                 "member": member,

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from multiref import paper
 from multiref.errors import ConfigError
-from multiref.io import write_parquet
+from multiref.io import read_table, write_parquet
 
 _NAME = re.compile(r"^(?:(gt)|hyp(\d+)|gt\+hyp(\d+))$")
 
@@ -74,7 +73,7 @@ def build_index(pair_ids: np.ndarray, setting: Setting, available: int, gt_copie
 def write_setting(pairs_path: Path, name: str, available: int, gt_copies: int, out_path: Path) -> dict[str, Any]:
     """Materialise one setting's index with its epoch budget (Table 9) in the Parquet metadata."""
     setting = parse_setting(name)
-    pair_ids = pq.read_table(pairs_path, columns=["pair_id"]).column("pair_id").to_numpy()
+    pair_ids = read_table(pairs_path, columns=["pair_id"]).column("pair_id").to_numpy()
     table = build_index(pair_ids, setting, available, gt_copies)
     meta = {
         "stage": "data_setting",

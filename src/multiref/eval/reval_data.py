@@ -94,19 +94,28 @@ def read_judgement_items(path: str | Path, member: str = "dd_annotations.json") 
     """Items in the DSTC10 format from a zip (its member whose file name is ``member``), an AMT JSON object or a
     DSTC10 JSON list. Item-level checks are :func:`multiref.eval.reval.load_judgements`'s."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory, not a judgements file")
     if not p.is_file():
         raise ConfigError(f"{p}: judgements file not found")
-    if zipfile.is_zipfile(p):
-        with zipfile.ZipFile(p) as archive:
-            names = [n for n in archive.namelist() if PurePosixPath(n).name == member]
-            if not names:
-                raise ConfigError(f"{p}: no member named {member!r} (reval.judgements.member); members: "
-                                  f"{', '.join(archive.namelist()[:30])}")
-            text = archive.read(sorted(names, key=len)[0]).decode("utf-8")
-        label = f"{p}!{member}"
-    else:
-        text = p.read_text(encoding="utf-8")
-        label = str(p)
+    label = str(p)
+    try:
+        if zipfile.is_zipfile(p):
+            label = f"{p}!{member}"
+            with zipfile.ZipFile(p) as archive:
+                names = [n for n in archive.namelist() if PurePosixPath(n).name == member]
+                if not names:
+                    raise ConfigError(f"{p}: no member named {member!r} (reval.judgements.member); members: "
+                                      f"{', '.join(archive.namelist()[:30])}")
+                data = archive.read(sorted(names, key=len)[0])
+        else:
+            data = p.read_bytes()
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{label}: not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r}); "
+                          "expected the judgements as JSON") from exc
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ConfigError(f"{label}: cannot read the judgements ({exc}); the file may be truncated or corrupt") from exc
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -156,6 +165,8 @@ def acquire_judgements(
         origin = {"kind": "local", "path": str(raw)}
     else:
         raise ConfigError(f"acquire_judgements: source must be 'download' or 'local', got {source!r}")
+    if raw.is_dir():
+        raise ConfigError(f"{raw}: is a directory, not a judgements file (reval.judgements.path)")
     if not raw.is_file():
         raise ConfigError(f"{raw}: judgements file not found (reval.judgements.path)")
     observed = sha256_file(raw)
@@ -164,7 +175,10 @@ def acquire_judgements(
     items = read_judgement_items(raw, member)
     with atomic_path(out_json) as tmp:
         tmp.write_text(json.dumps(items, indent=1) + "\n", encoding="utf-8")
-        df = load_judgements(tmp, score_name)  # fails (naming item and field) before anything is renamed
+        try:
+            df = load_judgements(tmp, score_name)  # fails (naming item and field) before anything is renamed
+        except ConfigError as exc:  # name the file the items came from, not the temporary one
+            raise ConfigError(str(exc).replace(str(tmp), str(raw))) from exc
     return {**origin, "sha256": observed, "sha256_expected": sha256, "items": len(df),
             "contexts": int(df["context"].map(tuple).nunique()), "score": score_name}
 

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from multiref.data.pairs import split_tokens
 from multiref.errors import MultirefError
 from multiref.eval import metrics
-from multiref.io import atomic_path, read_parquet_metadata, write_json, write_parquet
+from multiref.io import atomic_path, read_parquet_metadata, read_table, write_json, write_parquet
 from multiref.models.data import load_vocabulary
 
 PER_PAIR_SCHEMA = pa.schema(
@@ -31,7 +30,7 @@ PER_PAIR_SCHEMA = pa.schema(
 
 def training_words(train_pairs: Path) -> set[str]:
     """Every token of the training split (contexts and responses), as the authors' word counts."""
-    cols = pq.read_table(train_pairs, columns=["context", "response"]).to_pydict()
+    cols = read_table(train_pairs, columns=["context", "response"]).to_pydict()
     words: set[str] = set()
     for context, response in zip(cols["context"], cols["response"], strict=True):
         words.update(split_tokens(response))
@@ -68,7 +67,7 @@ def prepare_eval_vectors(source: str, train_pairs: Path, kv_path: Path, info_pat
 def references(test_pairs: Path, vocab_path: Path) -> dict[int, list[str]]:
     """Test references as the authors see them: the response ids back to words, without <s> and </s>."""
     vocab = load_vocabulary(vocab_path)
-    cols = pq.read_table(test_pairs, columns=["pair_id", "response_ids"]).to_pydict()
+    cols = read_table(test_pairs, columns=["pair_id", "response_ids"]).to_pydict()
     return {pid: [vocab.tokens[i] for i in ids[1:-1]] for pid, ids in zip(cols["pair_id"], cols["response_ids"], strict=True)}
 
 
@@ -86,7 +85,7 @@ def run_metrics(
     tables multiply BLEU-2 and the similarities by 100)."""
     from gensim.models import KeyedVectors
 
-    decoded = pq.read_table(decode_path).to_pydict()
+    decoded = read_table(decode_path).to_pydict()
     refs = references(test_pairs, vocab_path)
     missing = [p for p in decoded["pair_id"] if p not in refs]
     if missing or len(decoded["pair_id"]) != len(refs):

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
 from multiref.data.pairs import Vocabulary, split_tokens
 from multiref.errors import ConfigError
-from multiref.io import read_parquet_metadata
+from multiref.io import read_parquet_metadata, read_table
 
 FLOOR_ID = {"A": 0, "B": 1}
 
@@ -50,12 +49,12 @@ def nest(examples: Sequence[Example], pair_ids: Sequence[int]) -> list[NestedExa
 
 
 def load_vocabulary(path: Path) -> Vocabulary:
-    return Vocabulary.from_arrow(pq.read_table(path))
+    return Vocabulary.from_arrow(read_table(path))
 
 
 def pair_examples(pairs_path: Path) -> dict[int, Example]:
     """Ground-truth examples keyed by pair id."""
-    cols = pq.read_table(pairs_path, columns=["pair_id", "context_ids", "context_floors", "response_ids", "response_floor"]).to_pydict()
+    cols = read_table(pairs_path, columns=["pair_id", "context_ids", "context_floors", "response_ids", "response_floor"]).to_pydict()
     return {
         pid: Example(tuple(map(tuple, ctx)), tuple(FLOOR_ID[f] for f in floors), tuple(resp), FLOOR_ID[rf])
         for pid, ctx, floors, resp, rf in zip(
@@ -70,7 +69,7 @@ def setting_examples(
     """The examples of a materialised data setting, in its index order (``nested``: one per context)."""
     limit = int((read_parquet_metadata(pairs_path).get("config") or {}).get("max_utterance_tokens", 40))
     gt = pair_examples(pairs_path)
-    index = pq.read_table(setting_path).to_pydict()
+    index = read_table(setting_path).to_pydict()
     out = []
     for pid, hyp in zip(index["pair_id"], index["hyp_index"], strict=True):
         base = gt[pid]

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 from multiref.errors import ConfigError
-from multiref.io import read_parquet_metadata, sha256_file, write_json
+from multiref.io import read_parquet_metadata, read_table, sha256_file, write_json
 from multiref.models import registry
 from multiref.models.embeddings import apply_embeddings
 from multiref.models.data import Example, load_vocabulary, pair_examples, setting_examples
@@ -44,7 +43,7 @@ def tokkd_inputs(
     """The tok-KD student (teacher attached) and its examples in the teacher's BPE vocabulary."""
     if teacher_dir is None:
         raise ConfigError("an hred_tokkd model distils the teacher: its run needs the teacher model directory")
-    index = pq.read_table(setting_path, columns=["pair_id", "hyp_index"]).to_pydict()
+    index = read_table(setting_path, columns=["pair_id", "hyp_index"]).to_pydict()
     if any(h >= 0 for h in index["hyp_index"]):
         raise ConfigError(f"{setting_path}: hred_tokkd learns from the teacher's distributions on the ground truth only (Table 1); use the gt setting")
     student, tokenizer = load_tokkd_student(Path(teacher_dir), {k: v for k, v in spec.items() if k != "kind"}, device)
@@ -72,11 +71,11 @@ def train_run(
     init_embeddings: Path | None = None,
     checkpoint_seconds: float | None = 600.0,
 ) -> dict[str, Any]:
-    device = resolve_device(train_cfg["device"])
+    device = resolve_device(train_cfg["device"], "train.device")
     meta = read_parquet_metadata(setting_path)
     epochs = train_cfg["epochs"] if train_cfg["epochs"] is not None else int(meta["epochs"])
     # Table 9's "max steps" count training examples for the paper's 59,305 pairs: scale to this corpus.
-    n_pairs = pq.read_metadata(train_pairs).num_rows
+    n_pairs = read_table(train_pairs, columns=["pair_id"]).num_rows
     budget = round(float(meta["paper_max_steps"]) / 59305 * n_pairs) if train_cfg["example_budget"] else None
     schedule = Schedule(epochs=epochs, max_examples=budget, **{k: train_cfg[k] for k in SCHEDULE_KEYS})
     torch.manual_seed(schedule.seed)

@@ -113,7 +113,7 @@ def _generate_shard(
     progress: bool,
 ) -> dict[str, Any]:
     cfg.check()
-    device = resolve_device(device)
+    device = resolve_device(device, "teacher.device")
     model, tokenizer = load_teacher(teacher_dir, device)
     fmt = TeacherFormat(tokenizer, utterance_limit(str(pairs_path)))
     table = pq.read_table(pairs_path, columns=["pair_id", "context", "context_floors", "response_floor"])

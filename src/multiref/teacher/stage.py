@@ -59,7 +59,7 @@ def build_teacher(
     checkpoint_seconds: float | None = 600.0,
 ) -> dict[str, Any]:
     """Fine-tune (or train from scratch) the teacher and save it with its curve and dev perplexity."""
-    device = resolve_device(cfg["device"])
+    device = resolve_device(cfg["device"], "teacher.device")
     work_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = teacher_tokenizer(cfg, sessions_path, work_dir)
     train_cfg = TrainConfig(**cfg["train"])
