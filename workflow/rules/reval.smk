@@ -72,6 +72,8 @@ rule reval_train:
         runtime=config["resources"]["train_runtime"],
     params:
         reval=REVAL,
+        work=out("work/reval"),
+        checkpoint_minutes=config["resources"]["checkpoint_minutes"],
     script:
         "../scripts/reval_train.py"
 

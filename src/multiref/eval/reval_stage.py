@@ -5,7 +5,7 @@
 - :func:`train_stage` splits the judgements by context (or by item, as the authors), pre-trains on the
   pipeline's training pairs (next-utterance prediction), trains on the train part with the dev part for the
   lr schedule, saves the evaluator directory and writes the held-out correlations (JSON) and per-item
-  predictions (Parquet).
+  predictions (Parquet); with a work directory, the training is resumable after a kill or preemption.
 - :func:`score_stage` scores ``decode.parquet`` (or ``by_component.parquet``) against the test contexts.
 """
 
@@ -31,6 +31,7 @@ HELDOUT_SCHEMA = pa.schema([
 ])
 SCORE_SCHEMA = pa.schema([("pair_id", pa.int64()), ("reval", pa.float64())])
 COMPONENT_SCHEMA = pa.schema([("k", pa.int32()), ("pair_id", pa.int64()), ("reval", pa.float64())])
+CHECKPOINT_FILE = "checkpoint.pt"  # the training state in the rule's work directory (kept after training)
 
 
 def configs_from(section: Mapping[str, Any], device: str | None = None) -> tuple[R.RevalConfig, R.PretrainConfig]:
@@ -72,10 +73,14 @@ def train_stage(
     heldout_parquet: Path,
     device: str | None = None,
     progress: bool = True,
+    work_dir: Path | None = None,
+    checkpoint_seconds: float | None = 600.0,
 ) -> dict[str, Any]:
     """Train the evaluator as configured in ``section`` (the ``reval:`` configuration) and report held-out
     correlations. ``train_pairs`` (the pipeline's training pairs) feed the pre-training when
-    ``section['pretrain']['epochs'] > 0``."""
+    ``section['pretrain']['epochs'] > 0``. With ``work_dir``, the training state is saved to
+    ``work_dir/checkpoint.pt`` (:data:`CHECKPOINT_FILE`; every ``checkpoint_seconds``, at each epoch end and on
+    SIGTERM/SIGUSR1) and a rerun resumes from it (``train_reval(checkpoint=...)``)."""
     start = time.time()
     cfg, pre = configs_from(section, device)
     score_name = section.get("judgements", {}).get("score", "appropriateness")
@@ -90,8 +95,10 @@ def train_stage(
             raise ConfigError("reval.pretrain.epochs > 0 needs the training pairs (data/pairs/train.parquet)")
         pairs = pq.read_table(train_pairs, columns=["context", "response"]).to_pandas()
         examples = R.next_utterance_examples(pairs, pre.max_pairs, pre.seed)
+    checkpoint = work_dir / CHECKPOINT_FILE if work_dir is not None else None
     summary = R.train_reval(train, dev if len(dev) else None, cfg, model_dir, progress=progress,
-                            pretrain=pre, pretrain_examples=examples)
+                            pretrain=pre, pretrain_examples=examples, checkpoint=checkpoint,
+                            checkpoint_seconds=checkpoint_seconds)
     model, tokenizer = R.load_reval(model_dir, device=device)
     rows = []
     results: dict[str, Any] = {}
