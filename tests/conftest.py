@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import subprocess
 import sys
 import threading
@@ -43,19 +44,29 @@ def dialogue(utts: list[str], topic: int = 1) -> tuple[list[str], list[int], lis
     return utts, [1] * len(utts), [0] * len(utts), topic
 
 
-def run_snakemake(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_snakemake(*args: str, cwd: Path = REPO, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run Snakemake from the repository root; on failure the output is shown in the assertion."""
-    proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env)
     if check:
         assert proc.returncode == 0, f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc
 
 
+def build_demo(root: Path, markers: Path) -> None:
+    """The whole demo DAG (`rule all`), the hard way: every long job (teacher, each sampling shard, each
+    training run, the evaluator) is killed with SIGKILL right after its first checkpoint
+    (``MULTIREF_FAULT=kill``, see ``multiref.preempt``), and Snakemake's retry resumes it. ``markers``
+    lists the work folders that were killed."""
+    env = {**os.environ, "MULTIREF_FAULT": "kill", "MULTIREF_FAULT_MARKERS": str(markers)}
+    run_snakemake("--cores", "2", "--configfile", "config/demo.yaml", "--config", f"root={root}", "--retries", "1", env=env)
+
+
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole demo DAG (`rule all`), built once per test session into a temporary root."""
+    """The demo, built once per test session into a temporary root (see :func:`build_demo`); the
+    killed work folders are listed in ``<root>/../killed``."""
     root = tmp_path_factory.mktemp("demo") / "results-demo"
-    run_snakemake("--cores", "2", "--configfile", "config/demo.yaml", "--config", f"root={root}")
+    build_demo(root, root.parent / "killed")
     return root
 
 

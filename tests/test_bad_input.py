@@ -662,10 +662,22 @@ def test_unreadable_annotations(tmp_path: Path, kind: str) -> None:
     assert files_under(tmp_path / "reval") == []
 
 
-@pytest.mark.parametrize("kind", ["directory", "invalid-json"])
+@pytest.mark.parametrize("kind", ["directory", "invalid-json", "invalid-bytes"])
 def test_unreadable_judgements_for_training(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "judgements.json"
     UNREADABLE[kind][0](path)
-    message = {"directory": rf"{re.escape(str(path))}: judgements file not found", "invalid-json": rf"{re.escape(str(path))}: not valid JSON"}[kind]
+    message = {"directory": rf"{re.escape(str(path))}: judgements file not found", "invalid-json": rf"{re.escape(str(path))}: not valid JSON",
+               "invalid-bytes": rf"{re.escape(str(path))}: not a UTF-8 text file"}[kind]
     with pytest.raises(ConfigError, match=message):
         load_judgements(path)
+
+
+def test_folder_outputs_blocked_by_a_file_are_named(tmp_path: Path) -> None:
+    """The writers of whole folders (the corpus extraction, saved models) name the output a file blocks."""
+    from multiref.io import make_dirs
+
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputError, match=rf"cannot write {re.escape(str(blocker / 'reval' / 'model'))}: {re.escape(str(blocker))} is a file, not a folder"):
+        make_dirs(blocker / "reval", blocker / "reval" / "model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]

@@ -17,6 +17,26 @@ import pyarrow.parquet as pq
 from multiref.errors import MultirefError, OutputError
 
 
+def _output_error(target: Path, exc: OSError) -> OutputError:
+    blocker = next((p for p in [target, *target.parents] if p.exists()), None)
+    if blocker is not None and blocker != target and not blocker.is_dir():
+        reason = f"{blocker} is a file, not a folder"
+    else:
+        reason = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    return OutputError(f"cannot write {target}: {reason}")
+
+
+def make_dirs(folder: str | os.PathLike[str], output: str | os.PathLike[str] | None = None) -> Path:
+    """``mkdir -p`` for an output's folder; failure (a file in the way, no permission) is an :class:`OutputError`
+    naming ``output`` (default: the folder)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(Path(output) if output is not None else folder, exc) from exc
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
@@ -25,16 +45,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     output's name) raises :class:`OutputError` naming ``path``; the temporary file never outlives the block.
     """
     target = Path(path)
+    make_dirs(target.parent, target)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        blocker = next((p for p in target.parents if p.exists()), None)
-        if blocker is not None and not blocker.is_dir():
-            reason = f"{blocker} is a file, not a folder"
-        else:
-            reason = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
-        raise OutputError(f"cannot write {target}: {reason}") from exc
+        raise _output_error(target, exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:

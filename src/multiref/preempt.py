@@ -12,8 +12,9 @@ ends the process at once; the previous checkpoint is then the one resumed.
 Fault injection for the test suite (never set these in production): ``MULTIREF_FAULT=kill`` makes a
 process kill itself with SIGKILL right after a checkpoint save, ``MULTIREF_FAULT=wait`` makes it wait
 there (up to ``MULTIREF_FAULT_WAIT`` seconds, default 300) until a stop signal arrives. With
-``MULTIREF_FAULT_MARKERS=<dir>`` each checkpoint file is faulted once only (a marker file is left in
-``<dir>``), so the retry that resumes it runs through.
+``MULTIREF_FAULT_MARKERS=<dir>`` each checkpoint folder (one per job: a run's work folder, a shard's
+chunk folder) is faulted once only (a marker file naming it is left in ``<dir>``), so the retry that
+resumes the job runs through.
 """
 
 from __future__ import annotations
@@ -111,11 +112,12 @@ def _fault(where: Path) -> None:
         return
     markers = os.environ.get("MULTIREF_FAULT_MARKERS")
     if markers:
-        marker = Path(markers) / hashlib.sha256(str(where.resolve()).encode()).hexdigest()[:16]
+        folder = where.resolve().parent
+        marker = Path(markers) / hashlib.sha256(str(folder).encode()).hexdigest()[:16]
         if marker.exists():
             return
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"{where}\n")
+        marker.write_text(f"{folder}\n")
     log = logging.getLogger("multiref")
     if mode == "kill":
         log.warning("MULTIREF_FAULT=kill: killing this process (SIGKILL) after saving %s", where)

@@ -15,6 +15,7 @@ rule teacher:
         log_path("teacher"),
     benchmark:
         bench_path("teacher")
+    priority: 50  # the head of the longest path (teacher -> shards -> hypothesis settings -> runs)
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["gpu_threads"]
@@ -43,6 +44,7 @@ rule hypotheses_shard:
         bench_path("hypotheses_shard{shard}")
     wildcard_constraints:
         shard=r"\d{4}",
+    priority: 40
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["gpu_threads"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from multiref.data.dailydialog import CORPUS_FILES
 from multiref.errors import ChecksumError, CorpusError, DownloadError
-from multiref.io import atomic_path, sha256_file, write_json
+from multiref.io import atomic_path, make_dirs, sha256_file, write_json
 
 USER_AGENT = "multiref/0.1 (research pipeline; data downloads)"
 
@@ -96,8 +96,7 @@ def acquire_corpus(
     The observed sha256 is always recorded; when ``sha256`` is given, a mismatch raises
     :class:`ChecksumError` before anything is extracted. Nothing is left in ``out_dir`` on error.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_dirs(out_dir)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".acquire.") as scratch:
         local = Path(scratch) / "archive.zip"
         if archive is not None:

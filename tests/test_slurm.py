@@ -1,0 +1,101 @@
+"""The Slurm profile on a real (single-node, local) Slurm: GPU requests, logs, and a cancelled training
+job that the retry resumes from its checkpoint to the same weights as an uninterrupted run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, SNAKEMAKE
+from multiref.models import registry
+from slurm_cluster import ETC, SlurmUnavailable, cluster
+
+RUN = "runs/hred/gt"
+
+
+def snakemake_on_slurm(root: Path, logs: Path, env: dict[str, str], target: str) -> subprocess.Popen:
+    """The profile as a user runs it, plus what a one-node test cluster needs: fast status checks and
+    memory requests that fit this machine (the demo keeps the paper's 32 GB for the GPU rules)."""
+    cmd = [
+        *SNAKEMAKE, "--profile", "slurm", "--configfile", "config/demo.yaml", "--config", f"root={root}",
+        "--set-resources", "train_model:mem_mb=2000", "decode:mem_mb=2000",
+        "--slurm-logdir", str(logs), "--slurm-keep-successful-logs",
+        "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
+        "--max-status-checks-per-second", "5", "--latency-wait", "5", "--", str(root / target),
+    ]
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> str:
+    """Stop a Snakemake still running (it ignores SIGTERM while jobs run: SIGINT, then SIGKILL)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out, _ = proc.communicate()
+    return out or ""
+
+
+def run_cancel_and_resume(source_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "results-demo"
+    shutil.copytree(source_root / "data", root / "data")  # the data stages, as the demo built them
+    markers, logs = tmp_path / "markers", tmp_path / "slurm-logs"
+    env = {**os.environ, "MULTIREF_FAULT": "wait", "MULTIREF_FAULT_MARKERS": str(markers), "MULTIREF_FAULT_WAIT": "180"}
+    try:
+        with cluster(tmp_path / "slurm") as slurm:
+            proc = snakemake_on_slurm(root, logs, env, f"{RUN}/test/metrics.json")
+            try:
+                # the training job saves its first checkpoint, then (fault injection) waits there: cancel it
+                deadline = time.monotonic() + 240
+                while not (markers.exists() and any(markers.iterdir())):
+                    assert proc.poll() is None, stop(proc)
+                    assert time.monotonic() < deadline, f"no checkpoint within 240 s\n{slurm.jobs()}\n{slurm.logs()}"
+                    time.sleep(0.5)
+                running = [j for j in slurm.jobs() if j["state"] == "RUNNING" and "train_model" in j["comment"]]
+                assert len(running) == 1, slurm.jobs()
+                request = slurm.run("scontrol", "show", "job", running[0]["id"])
+                assert "TresPerJob=gres:gpu:1" in request, request  # the rule's gpu=1 became a Slurm GPU request
+                slurm.run("scancel", running[0]["id"])
+                proc.wait(timeout=480)
+            finally:
+                output = stop(proc)
+            jobs = slurm.jobs()
+    except SlurmUnavailable as exc:
+        pytest.skip(f"no local Slurm: {exc}")
+    assert proc.returncode == 0, f"{output[-6000:]}\n{jobs}"
+    train_jobs = [j for j in jobs if "train_model" in j["comment"]]
+    assert [j["state"] for j in train_jobs] == ["CANCELLED", "COMPLETED"], jobs
+    assert {j["state"] for j in jobs} <= {"CANCELLED", "COMPLETED"} and len(jobs) == 4, jobs  # train x2, decode, metrics
+    first_attempt = (logs / "rule_train_model" / "hred_gt" / f"{train_jobs[0]['id']}.log").read_text()
+    assert "multiref: stopped by SIGTERM; state saved to" in first_attempt, first_attempt[-3000:]  # and exit 143
+    assert "non-zero exit status 143" in first_attempt, first_attempt[-3000:]
+    train_log = (root / "logs" / "train_hred_gt.log").read_text()
+    assert "resuming from the checkpoint" in train_log, train_log
+    for rule in ("train_model", "decode", "metrics"):  # Slurm logs are kept, one folder per rule
+        assert list((logs / f"rule_{rule}").rglob("*.log")), sorted(p.relative_to(logs) for p in logs.rglob("*"))
+    uninterrupted, _ = registry.load(source_root / RUN / "model.pt")
+    resumed, _ = registry.load(root / RUN / "model.pt")
+    assert all(torch.equal(a, b) for a, b in zip(uninterrupted.state_dict().values(), resumed.state_dict().values(), strict=True))
+    assert (root / RUN / "test" / "metrics.json").read_bytes() == (source_root / RUN / "test" / "metrics.json").read_bytes()
+    # torn down: no daemon left, /etc/slurm as before
+    assert not (ETC / "slurm.conf").is_symlink() and not (ETC / "gres.conf").is_symlink()
+    assert all(p.poll() is not None for p in slurm.processes)
+    leftover = subprocess.run(["pgrep", "-a", "slurmctld|slurmd|slurmstepd|munged"], capture_output=True, text=True).stdout
+    assert not leftover.strip(), leftover
+
+
+@pytest.mark.slow
+def test_slurm_profile_runs_a_demo_slice_and_a_cancelled_training_job_resumes(demo_root: Path, tmp_path: Path) -> None:
+    run_cancel_and_resume(demo_root, tmp_path)
