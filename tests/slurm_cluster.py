@@ -4,7 +4,9 @@ Installs Debian's Slurm and munge packages when they are missing (root and apt n
 ``slurm.conf`` and ``gres.conf`` in a temporary folder and links them from ``/etc/slurm`` (the
 executor plugin strips ``SLURM_CONF`` from its jobs' environment, so the default path must work),
 starts munged, slurmctld and slurmd in the foreground as our own children, and on exit cancels the
-jobs, stops the daemons by PID (SIGTERM, then SIGKILL) and puts ``/etc/slurm`` back as it was.
+jobs, stops the daemons by PID (SIGTERM, then SIGKILL) and removes the links. A machine with a Slurm
+of its own (a configuration in ``/etc/slurm`` or a Slurm daemon running) is left alone: the test is
+skipped there.
 Facts behind each setting: ``../shared/docs/slurm-local.md``.
 """
 
@@ -125,6 +127,19 @@ def _write_config(folder: Path) -> None:
     (folder / "gres.conf").write_text("AutoDetect=off\nNodeName=localhost Name=gpu Type=h100 File=/dev/null,/dev/zero\n")
 
 
+def _refuse_a_real_slurm() -> None:
+    """Never touch a machine's own Slurm; links left by a test that was killed are removed."""
+    for name in LINKED:
+        target = ETC / name
+        if target.is_symlink() and not target.exists():
+            target.unlink()  # a dangling link into the folder of an earlier, killed test run
+        elif target.exists() or target.is_symlink():
+            raise SlurmUnavailable(f"{target} exists: this machine has a Slurm configuration of its own, which the test leaves alone")
+    running = subprocess.run(["pgrep", "-x", "slurmctld|slurmd|slurmdbd"], capture_output=True, text=True).stdout.split()
+    if running:
+        raise SlurmUnavailable(f"Slurm daemons are already running here (pids {', '.join(running)}); the test leaves them alone")
+
+
 def _stop(processes: list[subprocess.Popen]) -> None:
     for proc in reversed(processes):
         if proc.poll() is None:
@@ -146,18 +161,12 @@ def cluster(folder: Path) -> Iterator[Cluster]:
     install()
     folder.mkdir(parents=True, exist_ok=True)
     _write_config(folder)
+    _refuse_a_real_slurm()
     ETC.mkdir(parents=True, exist_ok=True)
-    saved = folder / "etc-backup"
-    saved.mkdir()
-    moved = []
     state = Cluster(folder)
     try:
         for name in LINKED:
-            target = ETC / name
-            if target.exists() or target.is_symlink():
-                shutil.move(str(target), saved / name)
-                moved.append(name)
-            target.symlink_to(folder / name)
+            (ETC / name).symlink_to(folder / name)
         log = open(folder / "daemons.log", "w")  # noqa: SIM115 (closed in finally)
         starts = [
             ["munged", "-F", "--force", f"--socket={folder / 'munge.socket'}", f"--pid-file={folder / 'munged.pid'}",
@@ -190,7 +199,5 @@ def cluster(folder: Path) -> Iterator[Cluster]:
             target = ETC / name
             if target.is_symlink() and Path(os.readlink(target)) == folder / name:
                 target.unlink()
-            if name in moved:
-                shutil.move(str(saved / name), target)
         with contextlib.suppress(NameError):
             log.close()

@@ -49,6 +49,7 @@ def stop(proc: subprocess.Popen) -> str:
 
 
 def run_cancel_and_resume(source_root: Path, tmp_path: Path) -> None:
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="the Slurm executor plugin is not installed (pip install -e '.[slurm]')")
     root = tmp_path / "results-demo"
     shutil.copytree(source_root / "data", root / "data")  # the data stages, as the demo built them
     markers, logs = tmp_path / "markers", tmp_path / "slurm-logs"
@@ -90,7 +91,7 @@ def run_cancel_and_resume(source_root: Path, tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(uninterrupted.state_dict().values(), resumed.state_dict().values(), strict=True))
     assert (root / RUN / "test" / "metrics.json").read_bytes() == (source_root / RUN / "test" / "metrics.json").read_bytes()
     # torn down: no daemon left, /etc/slurm as before
-    assert not (ETC / "slurm.conf").is_symlink() and not (ETC / "gres.conf").is_symlink()
+    assert all(not (ETC / n).is_symlink() or Path(os.readlink(ETC / n)).parent != tmp_path / "slurm" for n in ("slurm.conf", "gres.conf"))
     assert all(p.poll() is not None for p in slurm.processes)
     leftover = subprocess.run(["pgrep", "-a", "slurmctld|slurmd|slurmstepd|munged"], capture_output=True, text=True).stdout
     assert not leftover.strip(), leftover
@@ -99,3 +100,24 @@ def run_cancel_and_resume(source_root: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_slurm_profile_runs_a_demo_slice_and_a_cancelled_training_job_resumes(demo_root: Path, tmp_path: Path) -> None:
     run_cancel_and_resume(demo_root, tmp_path)
+
+
+@pytest.mark.slow
+def test_the_cluster_is_torn_down_also_when_a_test_fails(tmp_path: Path) -> None:
+    class Boom(Exception):
+        pass
+
+    def etc() -> list[tuple[str, bool, str | None]]:
+        return [(n, (ETC / n).is_symlink(), os.readlink(ETC / n) if (ETC / n).is_symlink() else None) for n in ("slurm.conf", "gres.conf")]
+
+    before = etc()
+    daemons = []
+    try:
+        with pytest.raises(Boom), cluster(tmp_path / "slurm") as slurm:
+            daemons = slurm.processes
+            assert (ETC / "slurm.conf").is_symlink()
+            raise Boom
+    except SlurmUnavailable as exc:
+        pytest.skip(f"no local Slurm: {exc}")
+    assert len(daemons) == 3 and all(p.poll() is not None for p in daemons)
+    assert etc() == before
