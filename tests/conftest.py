@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -19,6 +20,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SHARED_ARCHIVE = SHARED / "data" / "dailydialog" / "ijcnlp_dailydialog.zip"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """Tests may use one torch thread for speed; the count is put back after each, because the
+    kill-and-resume tests compare this process's results bitwise with a subprocess's (default count)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
@@ -52,12 +64,17 @@ def run_snakemake(*args: str, cwd: Path = REPO, check: bool = True, env: dict[st
     return proc
 
 
+# The jobs the demo build kills: one of each long stage (teacher, a sampling shard, training runs
+# whose results later tests compare with other builds, the evaluator).
+KILLED = ("teacher", "hypotheses/shard0000-", "runs/hred/gt", "runs/vhred_lgm3/hyp5", "reval")
+
+
 def build_demo(root: Path, markers: Path) -> None:
-    """The whole demo DAG (`rule all`), the hard way: every long job (teacher, each sampling shard, each
-    training run, the evaluator) is killed with SIGKILL right after its first checkpoint
-    (``MULTIREF_FAULT=kill``, see ``multiref.preempt``), and Snakemake's retry resumes it. ``markers``
-    lists the work folders that were killed."""
-    env = {**os.environ, "MULTIREF_FAULT": "kill", "MULTIREF_FAULT_MARKERS": str(markers)}
+    """The whole demo DAG (`rule all`), the hard way: one job of each long stage (:data:`KILLED`) is
+    killed with SIGKILL right after its first checkpoint (``MULTIREF_FAULT=kill``, see
+    ``multiref.preempt``), and Snakemake's retry resumes it. ``markers`` lists the killed work folders."""
+    match = "/work/(" + "|".join(re.escape(k) + ("" if k.endswith("-") else "$") for k in KILLED) + ")"
+    env = {**os.environ, "MULTIREF_FAULT": "kill", "MULTIREF_FAULT_MARKERS": str(markers), "MULTIREF_FAULT_MATCH": match}
     run_snakemake("--cores", "2", "--configfile", "config/demo.yaml", "--config", f"root={root}", "--retries", "1", env=env)
 
 

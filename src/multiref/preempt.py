@@ -14,7 +14,8 @@ process kill itself with SIGKILL right after a checkpoint save, ``MULTIREF_FAULT
 there (up to ``MULTIREF_FAULT_WAIT`` seconds, default 300) until a stop signal arrives. With
 ``MULTIREF_FAULT_MARKERS=<dir>`` each checkpoint folder (one per job: a run's work folder, a shard's
 chunk folder) is faulted once only (a marker file naming it is left in ``<dir>``), so the retry that
-resumes the job runs through.
+resumes the job runs through. ``MULTIREF_FAULT_MATCH=<regex>`` limits the faults to the checkpoint
+folders whose path matches.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -110,9 +112,11 @@ def _fault(where: Path) -> None:
     mode = os.environ.get("MULTIREF_FAULT")
     if not mode:
         return
+    folder = where.resolve().parent
+    if not re.search(os.environ.get("MULTIREF_FAULT_MATCH", ""), str(folder)):
+        return
     markers = os.environ.get("MULTIREF_FAULT_MARKERS")
     if markers:
-        folder = where.resolve().parent
         marker = Path(markers) / hashlib.sha256(str(folder).encode()).hexdigest()[:16]
         if marker.exists():
             return
