@@ -28,7 +28,7 @@ def snakemake_on_slurm(root: Path, logs: Path, env: dict[str, str], target: str)
         *SNAKEMAKE, "--profile", "slurm", "--configfile", "config/demo.yaml", "--config", f"root={root}",
         "--set-resources", "train_model:mem_mb=2000", "decode:mem_mb=2000",
         "--slurm-logdir", str(logs), "--slurm-keep-successful-logs",
-        "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
+        "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1",
         "--max-status-checks-per-second", "5", "--latency-wait", "5", "--", str(root / target),
     ]
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -17,11 +17,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from multiref.data.pairs import split_tokens
+from multiref.data.pairs import Vocabulary, split_tokens
 from multiref.errors import MultirefError
 from multiref.eval import metrics
 from multiref.io import atomic_path, read_parquet_metadata, read_table, write_json, write_parquet
-from multiref.models.data import load_vocabulary
 
 PER_PAIR_SCHEMA = pa.schema(
     [("pair_id", pa.int64()), ("bleu2", pa.float64()), ("average", pa.float64()), ("extrema", pa.float64()), ("greedy", pa.float64())]
@@ -66,7 +65,7 @@ def prepare_eval_vectors(source: str, train_pairs: Path, kv_path: Path, info_pat
 
 def references(test_pairs: Path, vocab_path: Path) -> dict[int, list[str]]:
     """Test references as the authors see them: the response ids back to words, without <s> and </s>."""
-    vocab = load_vocabulary(vocab_path)
+    vocab = Vocabulary.from_arrow(read_table(vocab_path))
     cols = read_table(test_pairs, columns=["pair_id", "response_ids"]).to_pydict()
     return {pid: [vocab.tokens[i] for i in ids[1:-1]] for pid, ids in zip(cols["pair_id"], cols["response_ids"], strict=True)}
 
