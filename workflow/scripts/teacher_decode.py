@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from multiref.eval.teacher_eval import teacher_decode_run
-from multiref.teacher.model import resolve_device
+from multiref.device import resolve_device
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

@@ -66,7 +66,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
 from multiref.errors import ConfigError
 
@@ -108,6 +107,8 @@ def sentence_bleu2(hypothesis: Tokens, reference: Tokens) -> float:
     ref = _tokens(reference, "reference")
     if not hyp:
         return 0.0
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # nltk takes 1-2 s to import
+
     score = sentence_bleu([ref], hyp, weights=(0.5, 0.5), smoothing_function=SmoothingFunction().method1)
     return float(score)
 

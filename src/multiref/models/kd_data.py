@@ -17,7 +17,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 from torch import Tensor
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 from multiref.errors import ConfigError
 from multiref.models.data import FLOOR_ID, Example

@@ -22,7 +22,7 @@ from multiref.models.train import Schedule, train_model
 from multiref.training import write_log
 from multiref.teacher.format import utterance_limit
 from multiref.teacher.hypotheses import load_hypotheses
-from multiref.teacher.model import resolve_device
+from multiref.device import resolve_device
 
 SCHEDULE_KEYS = ("batch_size", "eval_batch_size", "lr", "max_grad_norm", "decay", "patience", "validate_every", "min_lr", "seed", "keep", "log_every")
 

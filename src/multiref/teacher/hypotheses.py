@@ -29,7 +29,7 @@ from multiref.errors import MultirefError
 from multiref.io import sha256_file, write_json, write_parquet
 from multiref.preempt import Checkpointer, stop_signals
 from multiref.teacher.format import TeacherFormat, utterance_limit
-from multiref.teacher.model import load_teacher, resolve_device
+from multiref.device import resolve_device
 from multiref.teacher.sampler import check_sampling, sample
 
 HYPOTHESIS_SCHEMA = pa.schema(
@@ -112,6 +112,8 @@ def _generate_shard(
     device: str,
     progress: bool,
 ) -> dict[str, Any]:
+    from multiref.teacher.model import load_teacher  # transformers: only the sampling job needs it
+
     cfg.check()
     device = resolve_device(device, "teacher.device")
     model, tokenizer = load_teacher(teacher_dir, device)

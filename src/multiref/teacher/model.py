@@ -10,7 +10,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from multiref.errors import ConfigError
+from multiref.device import resolve_device  # noqa: F401 (kept importable from here)
 from multiref.teacher.tokenizer import TeacherError, load_tokenizer, unavailable
 
 
@@ -56,21 +56,3 @@ def load_teacher(path: str | Path, device: str = "cpu") -> tuple[GPT2LMHeadModel
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         raise TeacherError(f"{path}: the model's vocabulary is smaller than its tokenizer's")
     return model.to(device).eval(), tokenizer
-
-
-def resolve_device(requested: str, setting: str = "device") -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` (or ``cuda:N``) without that GPU is a
-    :class:`ConfigError` naming ``setting``, the configuration key the value came from (e.g. ``train.device``)."""
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda"):
-        index = requested.partition(":")[2]
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"{setting}: {requested!r} requested but no CUDA GPU is available (set {setting} to 'auto' or 'cpu')"
-            )
-        if index.isdigit() and int(index) >= torch.cuda.device_count():
-            raise ConfigError(
-                f"{setting}: {requested!r} requested but only {torch.cuda.device_count()} CUDA GPU(s) are visible"
-            )
-    return requested

@@ -21,7 +21,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache, GPT2LMHeadModel
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import GPT2LMHeadModel
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ def _sample_chunk(
         mask[row, width - len(prefix) :] = 1  # generated columns are always attended
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
+    from transformers import DynamicCache  # imported here: the jobs that only read hypotheses stay light
+
     cache = DynamicCache()
     out = model(input_ids=ids, attention_mask=mask[:, :width], position_ids=positions, past_key_values=cache, use_cache=True)
     logits = out.logits[:, -1, :].float()

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from multiref.errors import MultirefError
 
@@ -56,6 +59,8 @@ def check_special_tokens(tokenizer: PreTrainedTokenizerBase, where: str) -> None
 def pretrained_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """The GPT-2 BPE of a hub model name or a local directory, with the special tokens added."""
     try:
+        from transformers import AutoTokenizer
+
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError) as exc:
         raise unavailable("the tokenizer of teacher model", name_or_path, exc) from exc
@@ -77,12 +82,16 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> 
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
+    from transformers import PreTrainedTokenizerFast
+
     return add_special_tokens(PreTrainedTokenizerFast(tokenizer_object=tok))  # type: ignore[return-value]
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """A teacher tokenizer saved by this package; checks the special tokens."""
     try:
+        from transformers import AutoTokenizer
+
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as exc:
         raise TeacherError(f"cannot load the teacher tokenizer from {path}: {exc}") from exc
