@@ -9,12 +9,17 @@
 - :class:`AdditiveAttention`: ``e = w_emit tanh(W_q q + W_c c)``, ``out = tanh(W_out [sum a c; q])``.
 - :class:`AttentionDecoder`: ``x_t = feat_fc([emb(y_{t-1}); feat])``, GRU, attention over the context's
   word encodings, ``project_fc`` to the embedding size and a classifier tied to the embeddings.
+- :class:`LuongDecoder` (Mirror and its Seq2SeqAttn baseline, OpenNMT-py 0.x): LSTM with Luong "general"
+  attention and input feeding, an optional per-step feature (Mirror's z) appended to every input, its
+  own output layer; :class:`LuongState` is its state between steps.
 
 Dropout is the authors': embedding-row dropout (a word is dropped everywhere in the batch) and
 "locked" dropout with one mask per feature shared across batch and time.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -157,3 +162,55 @@ class AttentionDecoder(nn.Module):
         outputs, hidden = self.rnn(self.drop(x), h0)
         outputs, _ = self.attention(self.drop(outputs), memory, memory_mask)
         return self.classifier(self.project_fc(outputs)), hidden
+
+
+class LuongState(NamedTuple):
+    """A :class:`LuongDecoder`'s state between steps, batch first (a beam search reorders dim 0)."""
+
+    h: Tensor  # [B, layers, H]
+    c: Tensor  # [B, layers, H], the LSTM cell state
+    feed: Tensor  # [B, H]: o_{t-1}, the input feed (zeros before the first step)
+
+
+class LuongDecoder(nn.Module):
+    """LSTM decoder with Luong et al. (2015) "general" attention and input feeding and its own output layer
+    (OpenNMT-py 0.x's ``InputFeedRNNDecoder``; with ``feat_dim`` > 0 the Mirror authors'
+    ``Input_Z_FeedRNNDecoder``, which appends a feature such as the latent z to every step's input):
+
+        d_t = LSTM([e(y_{t-1}); o_{t-1}; feat], d_{t-1}),   o_0 = 0
+        a_t = softmax_j(d_t^T W_a H_j)                       over the memory positions the mask keeps
+        o_t = dropout(tanh(W_o [sum_j a_tj H_j; d_t]))       also the next step's input feed
+        logits_t = W_g o_t + b_g
+
+    As OpenNMT-py 0.x: dropout between stacked LSTM layers and on o_t, bias-free W_a and W_o. The caller
+    embeds the words (``emb``) and draws the weights (they keep PyTorch's default initialisation here).
+    """
+
+    def __init__(self, embedding_dim: int, hidden: int, layers: int, vocab_size: int, dropout: float, feat_dim: int = 0) -> None:
+        super().__init__()
+        self.rnn = nn.LSTM(embedding_dim + hidden + feat_dim, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.attn_in = nn.Linear(hidden, hidden, bias=False)  # W_a
+        self.attn_out = nn.Linear(2 * hidden, hidden, bias=False)  # W_o
+        self.drop = nn.Dropout(dropout)
+        self.generator = nn.Linear(hidden, vocab_size)  # W_g, b_g
+
+    def attend(self, d: Tensor, memory: Tensor, mask: Tensor) -> Tensor:
+        """o_t [B, H] from d_t [B, H] and the memory [B, S, H] with its mask [B, S] (True = attend)."""
+        scores = torch.bmm(memory, self.attn_in(d).unsqueeze(2)).squeeze(2).masked_fill(~mask, float("-inf"))
+        mixed = torch.bmm(scores.softmax(-1).unsqueeze(1), memory).squeeze(1)
+        return self.drop(torch.tanh(self.attn_out(torch.cat([mixed, d], dim=-1))))
+
+    def step(self, emb: Tensor, state: LuongState, memory: Tensor, mask: Tensor, feat: Tensor | None = None) -> tuple[Tensor, LuongState]:
+        """One step: emb [B, E] of the previous word (and feat [B, F]) -> o_t [B, H] and the new state."""
+        inputs = torch.cat([emb, state.feed] if feat is None else [emb, state.feed, feat], dim=-1).unsqueeze(1)
+        out, (h, c) = self.rnn(inputs, (state.h.transpose(0, 1).contiguous(), state.c.transpose(0, 1).contiguous()))
+        o = self.attend(out.squeeze(1), memory, mask)
+        return o, LuongState(h.transpose(0, 1), c.transpose(0, 1), o)
+
+    def forward(self, emb: Tensor, state: LuongState, memory: Tensor, mask: Tensor, feat: Tensor | None = None) -> tuple[Tensor, LuongState]:
+        """Teacher forcing over emb [B, T, E] -> logits [B, T, V] and the final state."""
+        outputs = []
+        for t in range(emb.size(1)):
+            o, state = self.step(emb[:, t], state, memory, mask, feat)
+            outputs.append(o)
+        return self.generator(torch.stack(outputs, dim=1)), state

@@ -16,6 +16,8 @@ from multiref.models.hred import HRED, HREDConfig, parameter_count
 from multiref.models.hred_cvar import HREDCVaR, HREDCVaRConfig
 from multiref.models.hred_tokkd import HREDTokKD, HREDTokKDConfig
 from multiref.models.mhred import MHRED, MHREDConfig
+from multiref.models.mirror import Mirror, MirrorConfig
+from multiref.models.seq2seq_attn import Seq2SeqAttn, Seq2SeqAttnConfig
 from multiref.models.vhred import VHRED, VHREDConfig
 from multiref.models.vhred_mbow import VHREDMBoW, VHREDMBoWConfig
 
@@ -27,6 +29,8 @@ KINDS: dict[str, tuple[type[torch.nn.Module], type]] = {
     "hred_cvar": (HREDCVaR, HREDCVaRConfig),
     "vhred_mbow": (VHREDMBoW, VHREDMBoWConfig),
     "hred_tokkd": (HREDTokKD, HREDTokKDConfig),  # built from the teacher: multiref.models.stage.tokkd_inputs
+    "seq2seq_attn": (Seq2SeqAttn, Seq2SeqAttnConfig),
+    "mirror": (Mirror, MirrorConfig),  # trains on triples (multiref.data.triples)
 }
 
 
