@@ -2,8 +2,6 @@
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -112,26 +110,14 @@ def tensor_hash(model_path: Path) -> str:
 
 
 @pytest.mark.slow
-def test_demo_is_deterministic(demo_root: Path, tmp_path: Path) -> None:
-    """An uninterrupted second build gives the bytes of the suite's (killed and resumed) demo build.
-
-    Same thread count as the first build: CPU results are bitwise reproducible for a fixed number of
-    threads. To keep the suite short, the second build stops at Table 5 and its inputs (corpus, data,
-    sampling shards, settings, a training run, decoding, Reval scores), and it starts from the first
-    build's teacher and evaluator, copied in (their exact resumption and determinism are tested in
-    test_teacher.py and test_reval_resume.py)."""
-    other = tmp_path / "again"
-    demo = ("--cores", "2", "--configfile", "config/demo.yaml", "--config", f"root={other}")
-    data = ("table8.tex", "data/sessions.parquet", "data/pairs/train.parquet", "data/pairs/dev.parquet")
-    run_snakemake(*demo, "--", *(str(other / t) for t in data))
-    copied = ("teacher/model", "teacher/curve.csv", "teacher/metrics.json", "reval/model", "reval/heldout.json",
-              "reval/heldout.parquet", "reval/judgements.json", "reval/judgements_info.json")
-    for rel in copied:
-        (other / rel).parent.mkdir(parents=True, exist_ok=True)
-        (shutil.copytree if (demo_root / rel).is_dir() else shutil.copyfile)(demo_root / rel, other / rel)
-    for path in [p for folder in ("teacher", "reval") for p in (other / folder, *(other / folder).rglob("*"))]:
-        os.utime(path)  # newer than the data just built, so Snakemake keeps the copies
-    run_snakemake(*demo, "--", str(other / "table5.tex"))
+def test_demo_is_deterministic(demo_root: Path, demo_rebuild: Path) -> None:
+    """An uninterrupted second build (conftest.rebuild_demo_slice, run in the background while other
+    tests run) gives the bytes of the suite's killed-and-resumed demo build: same config, seed and
+    thread count. The rebuild stops at Table 5 and its inputs (corpus, data, sampling shards, settings,
+    a training run, decoding, Reval scores) and starts from the first build's teacher and evaluator,
+    copied in (their exact resumption and determinism are tested in test_teacher.py and
+    test_reval_resume.py)."""
+    other = demo_rebuild
     assert not (other / "logs" / "teacher.log").exists() and not (other / "logs" / "reval_train.log").exists()
     compare_builds(demo_root, other)
 
