@@ -21,6 +21,7 @@ folders whose path matches.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -29,6 +30,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import ParamSpec, TypeVar
 from pathlib import Path
 from types import FrameType
 
@@ -78,6 +80,21 @@ def stop_signals() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def preemptible(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` inside :func:`stop_signals` (for the long loops that ask a :class:`Checkpointer`)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with stop_signals():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 class Checkpointer:

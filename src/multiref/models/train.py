@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from multiref.errors import MultirefError
 from multiref.models.data import Example, collate
-from multiref.preempt import Checkpointer, stop_signals
+from multiref.preempt import Checkpointer, preemptible
 from multiref.training import epoch_batches, load_state, save_state
 
 
@@ -69,6 +69,7 @@ def evaluate(model: torch.nn.Module, examples: Sequence[Example], batch_size: in
     return {"dev_loss": sum(losses) / n, "dev_monitor": sum(monitors) / n, "dev_ppl": math.exp(nll / max(tokens, 1))}
 
 
+@preemptible
 def train_model(
     model: torch.nn.Module,
     train_examples: Sequence[Example],
@@ -82,22 +83,7 @@ def train_model(
     checkpoint_seconds: float | None = 600.0,
 ) -> dict[str, Any]:
     """Train in place; returns the log rows and the summary. The kept weights are loaded into ``model``."""
-    with stop_signals():
-        return _train(model, train_examples, dev_examples, schedule, checkpoint, pad_id, device, progress, stop_after, Checkpointer(checkpoint_seconds))
-
-
-def _train(
-    model: torch.nn.Module,
-    train_examples: Sequence[Example],
-    dev_examples: Sequence[Example],
-    schedule: Schedule,
-    checkpoint: Path,
-    pad_id: int,
-    device: str,
-    progress: bool,
-    stop_after: int | None,
-    ckpt: Checkpointer,
-) -> dict[str, Any]:
+    ckpt = Checkpointer(checkpoint_seconds)
     if schedule.keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {schedule.keep!r}")
     model.to(device).train()

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from multiref.errors import MultirefError
 from multiref.io import sha256_file, write_json, write_parquet
-from multiref.preempt import Checkpointer, stop_signals
+from multiref.preempt import Checkpointer, preemptible
 from multiref.teacher.format import TeacherFormat, utterance_limit
 from multiref.device import resolve_device
 from multiref.teacher.sampler import check_sampling, sample
@@ -85,6 +85,7 @@ def _dtype(name: str, device: str) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
+@preemptible
 def generate_shard(
     teacher_dir: Path,
     pairs_path: Path,
@@ -97,21 +98,6 @@ def generate_shard(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Sample ``cfg.n`` hypotheses for every pair of one shard and write them as Parquet."""
-    with stop_signals():
-        return _generate_shard(teacher_dir, pairs_path, shard, shards, cfg, out_path, work_dir, device, progress)
-
-
-def _generate_shard(
-    teacher_dir: Path,
-    pairs_path: Path,
-    shard: int,
-    shards: int,
-    cfg: SamplingConfig,
-    out_path: Path,
-    work_dir: Path,
-    device: str,
-    progress: bool,
-) -> dict[str, Any]:
     from multiref.teacher.model import load_teacher  # transformers: only the sampling job needs it
 
     cfg.check()

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from multiref.io import make_dirs, write_json
-from multiref.preempt import Checkpointer, stop_signals
+from multiref.preempt import Checkpointer, preemptible
 from multiref.teacher.format import IGNORE
 from multiref.training import epoch_batches, load_state, save_state
 
@@ -84,6 +84,7 @@ def _linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
+@preemptible
 def train(
     model: GPT2LMHeadModel,
     train_examples: Sequence[Example],
@@ -104,22 +105,7 @@ def train(
     (:class:`multiref.preempt.Preempted`) to be resumed by the next attempt.
     ``stop_after`` ends the run after that many steps in total (used by tests to simulate a kill).
     """
-    with stop_signals():
-        return _train(model, train_examples, dev_examples, cfg, checkpoint, pad_id, device, progress, stop_after, Checkpointer(checkpoint_seconds))
-
-
-def _train(
-    model: GPT2LMHeadModel,
-    train_examples: Sequence[Example],
-    dev_examples: Sequence[Example],
-    cfg: TrainConfig,
-    checkpoint: Path,
-    pad_id: int,
-    device: str,
-    progress: bool,
-    stop_after: int | None,
-    ckpt: Checkpointer,
-) -> list[dict[str, Any]]:
+    ckpt = Checkpointer(checkpoint_seconds)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_examples) / cfg.batch_size)
