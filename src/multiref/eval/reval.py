@@ -643,10 +643,14 @@ def _encode_all(
     ]
 
 
-def _score_ids(model: RevalModel, seqs: Sequence[list[int]], pad_id: int, batch_size: int) -> list[float]:
+def _eval_batches(
+    model: RevalModel, seqs: Sequence[list[int]], pad_id: int, batch_size: int,
+    run: Callable[[list[int], torch.Tensor, torch.Tensor], None],
+) -> None:
+    """Call ``run(indices, ids, mask)`` on length-sorted batches of ``seqs`` (less padding), in eval mode
+    without gradients; the model's training mode is restored afterwards."""
     device = next(model.parameters()).device
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # length-sorted batches: less padding
-    out = [0.0] * len(seqs)
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     was_training = model.training
     model.eval()
     try:
@@ -654,10 +658,19 @@ def _score_ids(model: RevalModel, seqs: Sequence[list[int]], pad_id: int, batch_
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
                 ids, mask = _batch([seqs[i] for i in idx], pad_id, device)
-                for i, s in zip(idx, model(ids, mask).tolist()):
-                    out[i] = float(s)
+                run(idx, ids, mask)
     finally:
         model.train(was_training)
+
+
+def _score_ids(model: RevalModel, seqs: Sequence[list[int]], pad_id: int, batch_size: int) -> list[float]:
+    out = [0.0] * len(seqs)
+
+    def run(idx: list[int], ids: torch.Tensor, mask: torch.Tensor) -> None:
+        for i, value in zip(idx, model(ids, mask).tolist()):
+            out[i] = float(value)
+
+    _eval_batches(model, seqs, pad_id, batch_size, run)
     return out
 
 
@@ -865,18 +878,12 @@ def _frame_inputs(df: pd.DataFrame, name: str) -> tuple[list[Context], list[str]
 def _first_token_vectors(model: RevalModel, seqs: Sequence[list[int]], pad_id: int, batch_size: int) -> torch.Tensor:
     """The encoder's first-token vectors of ``seqs`` (eval mode, no gradient), in the order of ``seqs``."""
     device = next(model.parameters()).device
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     out = torch.zeros((len(seqs), model.dense.in_features), device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                ids, mask = _batch([seqs[i] for i in idx], pad_id, device)
-                out[torch.tensor(idx, device=device)] = model.first_token(ids, mask)
-    finally:
-        model.train(was_training)
+
+    def run(idx: list[int], ids: torch.Tensor, mask: torch.Tensor) -> None:
+        out[torch.tensor(idx, device=device)] = model.first_token(ids, mask)
+
+    _eval_batches(model, seqs, pad_id, batch_size, run)
     return out
 
 
