@@ -18,6 +18,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/reval.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/mirror.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -30,6 +31,7 @@ rule all:
     input:
         rules.table8.output,
         TABLE_OUTPUTS,
+        MIRROR_OUTPUTS,
         REPORT_OUTPUTS,
         rules.hypotheses.output,
         SETTINGS,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from multiref.eval.decode import DECODE_SCHEMA, decode, mean_component_weights, perplexity, word_detokenizer
-from multiref.models.data import Example
+from multiref.models.data import Example, collate
 from multiref.models.hred import HRED, HREDConfig
 from multiref.models.vhred import VHRED, VHREDConfig
 
@@ -71,3 +71,25 @@ def test_latent_perplexity_uses_the_prior() -> None:
     torch.manual_seed(3)
     got = perplexity(model, data, batch_size=10, seed=3)
     assert got["ppl_token"] == pytest.approx(math.exp(float(expected["nll_sum"]) / int(expected["n_tokens"])))
+
+
+def test_beam_search_only_for_models_that_have_one() -> None:
+    from multiref.eval.decode import search_used
+    from multiref.models.seq2seq_attn import Seq2SeqAttn, Seq2SeqAttnConfig
+
+    torch.manual_seed(0)
+    s2s = Seq2SeqAttn(Seq2SeqAttnConfig(vocab_size=30, embedding_dim=8, hidden=12, layers=1, dropout=0.0, beam=4, min_len=1, init_scale=1.0))
+    hred = HRED(HREDConfig(**SMALL))
+    assert search_used(s2s, "beam") == "beam" and search_used(s2s, "greedy") == "greedy"
+    assert search_used(hred, "beam") == "greedy"  # no beam search: greedy, as the table's notes say
+    with pytest.raises(ValueError, match="search must be one of"):
+        search_used(hred, "sampling")
+    ex, detok = examples(), word_detokenizer(TOKENS)
+    beam = decode(s2s, ex, list(range(7)), detok, batch_size=3, max_len=6, search="beam")
+    greedy = decode(s2s, ex, list(range(7)), detok, batch_size=3, max_len=6, search="greedy")
+    x, x_floor, _, y_floor = collate(ex, 0)
+    expect = [" ".join(TOKENS[i] for i in row[: row.index(2)] if i) if 2 in row else " ".join(TOKENS[i] for i in row if i)
+              for row in s2s.generate(x, x_floor, y_floor, max_len=6).tolist()]
+    assert beam.column("hypothesis").to_pylist() == expect
+    assert greedy.column("hypothesis").to_pylist() != expect or s2s.cfg.beam == 1  # width 4 changes some responses
+    assert decode(hred, ex, list(range(7)), detok, max_len=5, search="beam").equals(decode(hred, ex, list(range(7)), detok, max_len=5))

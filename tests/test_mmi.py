@@ -1,5 +1,6 @@
 """MMI-bidi reranking: the choice on hand-made N-best lists, the batched backward scorer, end to end."""
 
+import pyarrow as pa
 import pytest
 import torch
 
@@ -107,3 +108,43 @@ def test_mmi_decode_reranks_the_forward_n_best() -> None:
             assert [h.ids for h in chosen] == [h[0].ids for h in nbest]  # no backward term: the forward model's best
         if lam == 5.0:
             assert [h.ids for h in chosen] != [h[0].ids for h in nbest]  # the backward model overrules the forward one
+
+
+def test_mmi_run_writes_the_reranked_responses_and_the_forward_perplexity(tmp_path) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    from multiref.data.pairs import PAIR_SCHEMA, Vocabulary
+    from multiref.eval.mmi import mmi_decode_run
+    from multiref.io import sha256_file, write_parquet
+    from multiref.models import registry
+    from multiref.models.data import pair_examples
+
+    torch.set_num_threads(1)
+    tokens = ("<pad>", "<s>", "</s>", "<unk>", "<sep>") + tuple(f"w{i}" for i in range(V - 5))
+    write_parquet(Vocabulary(tokens, tuple([0] * V)).to_arrow(), tmp_path / "vocab.parquet", {})
+    rows = [([5, 6], [7]), ([8], [9, 10]), ([11], [12, 13])]
+    cols = {"pair_id": [40, 41, 42], "session_id": [0, 0, 1], "turn": [2, 3, 2],
+            "context": [[" ".join(tokens[i] for i in c), " ".join(tokens[i] for i in x)] for c, x in rows],
+            "context_floors": [["A", "B"]] * 3, "context_ids": [[[BOS, *c, EOS], [BOS, *x, EOS]] for c, x in rows],
+            "response": ["w0"] * 3, "response_floor": ["A"] * 3, "response_ids": [[BOS, 5, EOS]] * 3}
+    write_parquet(pa.table(cols, schema=PAIR_SCHEMA), tmp_path / "test.parquet", {})
+    sha = sha256_file(tmp_path / "vocab.parquet")
+    forward, backward = tiny(seed=2), tiny(seed=3)
+    registry.save(forward, "fwd", tmp_path / "fwd.pt", {"vocab_sha256": sha})
+    registry.save(backward, "bwd", tmp_path / "bwd.pt", {"vocab_sha256": sha})
+    (tmp_path / "fwd.json").write_text(json.dumps({"model": "fwd", "parameters": 100}))
+    out = {k: tmp_path / "out" / f"{k}.{e}" for k, e in (("decode", "parquet"), ("ppl", "json"), ("info", "json"))}
+    mmi_decode_run(tmp_path / "fwd.pt", tmp_path / "bwd.pt", tmp_path / "test.parquet", tmp_path / "vocab.parquet", out["decode"],
+                   out["ppl"], out["info"], tmp_path / "fwd.json", n=3, lam=5.0, gamma=0.3, max_len=5, batch_size=2)
+    examples = list(pair_examples(tmp_path / "test.parquet").values())
+    expected = mmi_decode(forward, backward, examples, n=3, lam=5.0, gamma=0.3, max_len=5, batch_size=2)
+    table = pq.read_table(out["decode"]).to_pydict()
+    assert table["pair_id"] == [40, 41, 42]
+    assert table["hypothesis"] == [" ".join(tokens[i] for i in h.ids) for h in expected]
+    info = json.loads(out["info"].read_text())
+    assert info["model"] == "fwd+mmi" and info["mmi"]["lambda"] == 5.0 and info["mmi"]["n"] == 3
+    assert info["parameters"] == 100 + sum(p.numel() for p in backward.parameters())
+    ppl = json.loads(out["ppl"].read_text())
+    assert ppl["pairs"] == 3 and ppl["ppl_token"] > 1

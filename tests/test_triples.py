@@ -125,3 +125,44 @@ def test_bad_configuration() -> None:
     with pytest.raises(ConfigError, match="unknown key"):
         TripleConfig.from_mapping({"window": "sliding"})
     assert TripleConfig.from_mapping({"windows": "disjoint", "filter_splits": ["train"]}).filter_splits == ("train",)
+
+
+def test_backward_examples_turn_each_triple_around(tmp_path: Path) -> None:
+    sessions = [session(0, "train", FIVE), session(1, "dev", FIVE), session(2, "test", FIVE[:3])]
+    sessions_path = tmp_path / "sessions.parquet"
+    pq.write_table(sessions_table(sessions), sessions_path)
+    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "dev", "test")}
+    back = {s: tmp_path / f"backward_{s}.parquet" for s in ("train", "dev")}
+    write_triples(sessions_path, paths, tmp_path / "vocab.parquet", backward_paths=back)
+    fwd = pq.read_table(paths["train"]).to_pylist()
+    bwd = pq.read_table(back["train"]).to_pylist()
+    assert pq.read_schema(back["train"]).remove_metadata().equals(PAIR_SCHEMA)
+    assert read_parquet_metadata(back["train"])["kind"] == "triples_backward"
+    for f, b in zip(fwd, bwd, strict=True):  # p(x | y): the context is [y], the response is x
+        assert b["pair_id"] == f["pair_id"] and b["context"] == [f["response"]] and b["response"] == f["context"][-1]
+        assert b["context_ids"] == [f["response_ids"]] and b["response_ids"] == f["context_ids"][-1]
+        assert b["response_floor"] == f["context_floors"][-1]
+
+
+def test_teacher_hypotheses_follow_the_pair_of_the_same_turn(tmp_path: Path) -> None:
+    from multiref.data.pairs import build_pairs, build_vocabulary
+    from multiref.data.triples import triple_hypotheses
+    from multiref.errors import MultirefError
+
+    sessions = [session(0, "train", FIVE), session(1, "train", FIVE[::-1])]
+    sessions_path = tmp_path / "sessions.parquet"
+    pq.write_table(sessions_table(sessions), sessions_path)
+    paths = {s: tmp_path / f"{s}.parquet" for s in ("train", "dev", "test")}
+    write_triples(sessions_path, paths, tmp_path / "vocab.parquet")
+    pairs = build_pairs(sessions, build_vocabulary(FIVE, 50), history_len=5, max_utterance_tokens=40, first_pair_id=100)
+    pq.write_table(pairs, tmp_path / "pairs.parquet")
+    rows = pairs.to_pylist()
+    hyps = {(r["pair_id"], i): f"hyp {i} of s{r['session_id']} t{r['turn']}" for r in rows for i in range(2)}
+    keyed = triple_hypotheses(hyps, paths["train"], tmp_path / "pairs.parquet")
+    triples = pq.read_table(paths["train"]).to_pylist()
+    assert len(keyed) == 2 * len(triples)  # the pairs of turn 1 have no triple and are left out
+    for t in triples:
+        assert keyed[(t["pair_id"], 1)] == f"hyp 1 of s{t['session_id']} t{t['turn']}"
+    pq.write_table(pairs.slice(0, 2), tmp_path / "few.parquet")
+    with pytest.raises(MultirefError, match="has no pair"):
+        triple_hypotheses(hyps, paths["train"], tmp_path / "few.parquet")

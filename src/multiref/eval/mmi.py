@@ -24,9 +24,13 @@ N-best list is the Mirror evaluation's: beam 50, all 50 hypotheses (:data:`DEFAU
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import torch
 
 from multiref.errors import ConfigError
@@ -103,3 +107,41 @@ def mmi_decode(forward: torch.nn.Module, backward: torch.nn.Module, examples: Se
         back = backward_log_likelihood(backward, batch, nbest, batch_size=max(batch_size * n, 1), device=device)
         chosen += [rerank(hyps, b, lam, gamma) for hyps, b in zip(nbest, back, strict=True)]
     return chosen
+
+
+def mmi_decode_run(forward_path: Path, backward_path: Path, test_pairs: Path, vocab_path: Path, decode_path: Path,
+                   ppl_path: Path, info_path: Path, forward_info: Path | None = None, n: int = DEFAULT_N,
+                   lam: float = DEFAULT_LAMBDA, gamma: float = DEFAULT_GAMMA, max_len: int = 40, batch_size: int = 10,
+                   ppl_batch_size: int = 100, seed: int = 42, device: str = "cpu") -> dict[str, Any]:
+    """The MMI system on the test triples: responses (:data:`~multiref.eval.decode.DECODE_SCHEMA`), the
+    forward model's perplexity (reranking does not change the model), and an ``info.json`` for the tables
+    (the forward run's, when ``forward_info`` is given, with the MMI parameters)."""
+    from multiref.eval.decode import DECODE_SCHEMA, perplexity, word_detokenizer
+    from multiref.io import sha256_file, write_json, write_parquet
+    from multiref.models import registry
+    from multiref.models.data import load_vocabulary, pair_examples
+
+    vocab = load_vocabulary(vocab_path)
+    sha = sha256_file(vocab_path)
+    forward, saved_f = registry.load(forward_path, sha, device)
+    backward, saved_b = registry.load(backward_path, sha, device)
+    for model, path in ((forward, forward_path), (backward, backward_path)):
+        if not hasattr(model, "n_best") or not hasattr(model, "log_likelihood"):
+            raise ConfigError(f"{path}: MMI needs a model with a beam search and exact log-likelihoods (seq2seq_attn), got {type(model).__name__}")
+    by_pair = pair_examples(test_pairs)
+    pair_ids = list(by_pair)
+    examples = [by_pair[p] for p in pair_ids]
+    torch.manual_seed(seed)
+    chosen = mmi_decode(forward, backward, examples, n=n, lam=lam, gamma=gamma, max_len=max_len, batch_size=batch_size, device=device)
+    detokenize = word_detokenizer(vocab.tokens)
+    table = pa.table({"pair_id": pair_ids, "hypothesis": [detokenize(list(h.ids)) for h in chosen],
+                      "n_tokens": [len(h.ids) for h in chosen]}, schema=DECODE_SCHEMA)
+    params = {"n": n, "lambda": lam, "gamma": gamma, "max_len": max_len, "forward": saved_f["name"], "backward": saved_b["name"]}
+    ppl = {**perplexity(forward, examples, ppl_batch_size, seed, device), "model": saved_f["name"], "pairs": len(examples),
+           "note": "the forward model's perplexity (MMI reranks its N-best lists)"}
+    info = {**(json.loads(Path(forward_info).read_text()) if forward_info is not None else {}), "model": f"{saved_f['name']}+mmi", "mmi": params}
+    info["parameters"] = int(info.get("parameters", 0)) + sum(p.numel() for p in backward.parameters())
+    write_parquet(table, decode_path, {"model": f"{saved_f['name']}+mmi", "kind": "mmi", "search": "mmi", **params})
+    write_json(ppl, ppl_path)
+    write_json(info, info_path)
+    return {"pairs": len(examples), **params}

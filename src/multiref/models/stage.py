@@ -12,6 +12,7 @@ import torch
 
 from multiref.errors import ConfigError
 from multiref.io import read_parquet_metadata, read_table, sha256_file, write_json
+from multiref.data.triples import triple_hypotheses
 from multiref.models import registry
 from multiref.models.embeddings import apply_embeddings
 from multiref.models.data import Example, load_vocabulary, pair_examples, setting_examples
@@ -70,7 +71,11 @@ def train_run(
     teacher_dir: Path | None = None,
     init_embeddings: Path | None = None,
     checkpoint_seconds: float | None = 600.0,
+    hypothesis_pairs: Path | None = None,
 ) -> dict[str, Any]:
+    """Train model ``name`` on the data setting ``setting_path`` of ``train_pairs``. When the training
+    examples are Mirror's triples, ``hypothesis_pairs`` is the pairs file the teacher's hypotheses belong
+    to (matched to the triples by session and turn)."""
     device = resolve_device(train_cfg["device"], "train.device")
     meta = read_parquet_metadata(setting_path)
     epochs = train_cfg["epochs"] if train_cfg["epochs"] is not None else int(meta["epochs"])
@@ -84,6 +89,8 @@ def train_run(
     else:
         vocab = load_vocabulary(vocab_path)
         hypotheses = hypothesis_texts(hypotheses_manifest, int(meta.get("k", 0)))
+        if hypotheses is not None and hypothesis_pairs is not None:
+            hypotheses = triple_hypotheses(hypotheses, train_pairs, hypothesis_pairs)
         train_examples = setting_examples(setting_path, train_pairs, hypotheses, vocab, nested=registry.is_nested(spec))
         dev_examples = list(pair_examples(dev_pairs).values())
         specials = {"pad_id": vocab.id("<pad>"), "bos_id": vocab.id("<s>"), "eos_id": vocab.id("</s>")}
