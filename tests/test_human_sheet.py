@@ -234,3 +234,18 @@ def test_make_sheet_errors(corpus: tuple[Path, dict[str, Path]], tmp_path: Path)
         H.make_sheet(test, {**decodes, "HRED": short}, [("Mirror", "HRED")], dialogues=60)
     with pytest.raises(ConfigError, match="2 system labels"):
         H.label_decodes(["Mirror", "HRED"], [decodes["Mirror"]])
+
+
+def test_command_line_scores_answers(tmp_path: Path, capsys) -> None:
+    from multiref.eval.human_sheet import main
+
+    key = tmp_path / "key.csv"
+    key.write_text("item,method_pair,system,baseline,pair_id,first,second\n"
+                   "q0001,Mirror vs. HRED,Mirror,HRED,7,Mirror,HRED\nq0002,Mirror vs. HRED,Mirror,HRED,8,HRED,Mirror\n")
+    answers = tmp_path / "answers.csv"
+    answers.write_text("item,answer\nq0001,1\nq0002,1\n")
+    assert main([str(answers), str(key), "--out", str(tmp_path / "scores.csv")]) == 0
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert (scores["wins"].iloc[0], scores["losses"].iloc[0]) == (0.5, 0.5)
+    answers.write_text("item,answer\nq0001,maybe\n")
+    assert main([str(answers), str(key)]) == 2 and "maybe" in capsys.readouterr().err

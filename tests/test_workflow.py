@@ -67,9 +67,13 @@ DEMO_RUNS = demo_runs()
 @pytest.mark.slow
 def test_demo_trains_every_model(demo_root: Path) -> None:
     demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    assert set(demo["models"]) == {m for m, _ in DEMO_RUNS}  # every configured model is trained
-    for model, setting in DEMO_RUNS:
-        run = demo_root / "runs" / model / setting
+    mirror_runs = [(s["model"], s["data"]) for s in demo["mirror"]["systems"] if not s["model"].endswith("+mmi")]
+    # every configured model is trained: on the pairs, or (Mirror's) on the triples
+    assert set(demo["models"]) == {m for m, _ in DEMO_RUNS} | {m for m, _ in mirror_runs}
+    runs = [demo_root / "runs" / m / s for m, s in DEMO_RUNS] + [demo_root / "mirror/runs" / m / s for m, s in mirror_runs]
+    runs.append(demo_root / "mirror/backward" / demo["mirror"]["backward"])
+    for run in runs:
+        model, setting = (run.name, "gt") if run.parent.name == "backward" else (run.parent.name, run.name)
         info = json.loads((run / "info.json").read_text())
         assert info["stopped"] == "epoch budget" and info["setting"] == setting
         log = pd.read_csv(run / "log.csv")

@@ -427,3 +427,30 @@ def score_answers(answers_path: Path, key_path: Path) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m multiref.eval.human_sheet ANSWERS KEY [--out CSV]``: score filled-in answers with the key."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m multiref.eval.human_sheet", description=main.__doc__)
+    parser.add_argument("answers", type=Path, help="CSV with columns item, answer (1, 2 or tie) and optionally annotator")
+    parser.add_argument("key", type=Path, help="the key.csv written next to the sheet")
+    parser.add_argument("--out", type=Path, default=None, help="write the scores as CSV here (default: print them)")
+    args = parser.parse_args(argv)
+    try:
+        scores = score_answers(args.answers, args.key)
+    except MultirefError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.out is None:
+        print(scores.to_string(index=False))
+    else:
+        with atomic_path(args.out) as tmp:
+            scores.to_csv(tmp, index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
