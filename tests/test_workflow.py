@@ -287,6 +287,13 @@ def test_bad_mirror_systems_are_named(tmp_path: Path, systems: list, message: st
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr
 
 
+def test_unknown_mirror_train_key_is_named(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"root": str(tmp_path / "r"), "mirror": {"train": {"batchsize": 128}}}))
+    proc = run_snakemake("-n", "--configfile", "config/demo.yaml", str(extra), check=False)
+    assert proc.returncode != 0 and "mirror.train: unknown key(s) ['batchsize']" in proc.stdout + proc.stderr
+
+
 @pytest.mark.slow
 def test_demo_builds_the_mirror_table(demo_root: Path) -> None:
     metrics = pd.read_csv(demo_root / "table_mirror.csv")

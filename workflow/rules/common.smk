@@ -276,6 +276,11 @@ def _check_mirror():
         raise WorkflowError(
             "mirror.systems: the pairwise table's judge is the learned evaluator; configure `reval`"
         )
+    unknown = sorted(set(MIRROR["train"]) - set(config["train"]))
+    if unknown:
+        raise WorkflowError(
+            f"mirror.train: unknown key(s) {unknown}; it overrides keys of `train` ({', '.join(sorted(config['train']))})"
+        )
     labels = [s["label"] for s in MIRROR_SYSTEMS]
     if len(set(labels)) != len(labels):
         raise WorkflowError(f"mirror.systems: labels must be unique, got {labels}")
