@@ -48,7 +48,8 @@ def test_demo_runs_teacher_hypotheses_and_settings(demo_root: Path) -> None:
     # The teacher must have learnt the synthetic grammar: most samples are valid responses.
     assert fit["samples"]["mean_valid_share"] > 0.5
     assert fit["samples"]["mean_tv"] >= fit["samples"]["mean_tv_true_samples"] - 0.05
-    assert fit["exact"]["contexts"] == 200 and fit["exact"]["mean_kl_nats"] > 0
+    dev_pairs = pq.read_metadata(demo_root / "data/pairs/dev.parquet").num_rows  # the demo caps at what dev has
+    assert fit["exact"]["contexts"] == min(200, dev_pairs) and fit["exact"]["mean_kl_nats"] > 0
 
 
 def demo_runs() -> list[tuple[str, str]]:
