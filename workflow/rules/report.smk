@@ -152,6 +152,29 @@ rule report_samples:
         "../scripts/report_samples.py"
 
 
+use rule report_samples as report_samples_mirror with:
+    input:
+        test=out("mirror/data/test.parquet"),
+        decodes=[
+            f"{mirror_run_dir(s['model'], s['data'])}/test/decode.parquet"
+            for s in MIRROR_SYSTEMS
+        ],
+    output:
+        html=report(
+            out("report/samples_mirror.html"),
+            caption="../report/samples_mirror.rst",
+            category="Samples",
+            subcategory="Mirror systems",
+            labels={"page": "responses of Mirror and its baselines"},
+        ),
+    log:
+        log_path("report_samples_mirror"),
+    params:
+        labels=[s["label"] for s in MIRROR_SYSTEMS],
+        n=REPORT_SAMPLES["n"],
+        seed=REPORT_SAMPLES["seed"],
+
+
 rule report_components:
     input:
         test=out("data/pairs/test.parquet"),
@@ -246,3 +269,4 @@ REPORT_OUTPUTS += [
     out(f"report/samples_components_{m}_{d}.html") for m, d in MIXTURE_RUNS
 ]
 REPORT_OUTPUTS += [out(f"report/{t}.html") for t in REPORT_TABLES]
+REPORT_OUTPUTS += [out("report/samples_mirror.html")] if MIRROR_SYSTEMS else []

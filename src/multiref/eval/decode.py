@@ -167,8 +167,9 @@ def decode_run(
         detokenize = word_detokenizer(vocab.tokens)
     pair_ids = list(by_pair)
     examples = [by_pair[p] for p in pair_ids]
+    used = search_used(model, search)
     meta = {"model": saved["name"], "kind": saved["kind"], "seed": seed, "max_len": max_len, "batch_size": batch_size,
-            "search": search_used(model, search), "beam": getattr(model.cfg, "beam", 1) if search_used(model, search) == "beam" else 1}
+            "search": used, "beam": getattr(model.cfg, "beam", 1) if used == "beam" else 1}
     write_parquet(decode(model, examples, pair_ids, detokenize, batch_size, max_len, seed, device=device, search=search), decode_path, meta)
     ppl = {**perplexity(model, examples, batch_size, seed, device), "model": saved["name"], "pairs": len(examples)}
     if by_component_path is not None:

@@ -33,7 +33,7 @@ import pandas as pd
 
 from multiref import paper
 from multiref.errors import ConfigError, MultirefError
-from multiref.results import _tex_escape, bootstrap_indices, percentile_interval
+from multiref.results import Row, _tex_escape, bootstrap_indices, model_table, percentile_interval, read_run
 
 OUTCOMES = ("wins", "losses", "ties")
 
@@ -235,8 +235,6 @@ def mirror_tables(systems: Sequence[Mapping[str, Any]], run_dirs: Sequence[Path]
     """The metrics table (one row per system, as Tables 1-2, paired intervals against the first system) and the
     pairwise table (one row per (Mirror variant, baseline) pair, then the paper's DC and DC-MMI reference rows,
     which this pipeline does not build). ``systems`` are ``mirror.systems`` entries, ``run_dirs`` their run folders."""
-    from multiref.results import Row, model_table, read_run
-
     rows = [Row(group="Mirror" if s["role"] == "mirror" else "Baselines", label=str(s["label"]), model=str(s["model"]),
                 data=str(s["data"]), paper=s.get("paper")) for s in systems]
     runs = [read_run(Path(d), gt_pairs) for d in run_dirs]
