@@ -49,6 +49,18 @@ def embedded_dropout(embedding: nn.Embedding, words: Tensor, p: float, training:
     return nn.functional.embedding(words, weight, embedding.padding_idx)
 
 
+def response_nll(logits: Tensor, y: Tensor, pad_id: int) -> dict[str, Tensor]:
+    """The teacher-forced loss of a word decoder over responses y [B, Ty] (``<s>`` ... ``</s>``, right-padded)
+    from its logits [B, Ty - 1, V]: the per-sentence NLL averaged over the batch (``loss``), the summed
+    token NLL and token count (perplexity), the token NLLs [B, Ty - 1], and the token perplexity
+    (``monitor``)."""
+    target = y[:, 1:]
+    nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=pad_id, reduction="none")
+    n_tokens = (target != pad_id).sum()
+    return {"loss": nll.sum(1).mean(), "nll_sum": nll.sum(), "n_tokens": n_tokens, "token_nll": nll,
+            "monitor": (nll.sum() / n_tokens.clamp(min=1)).exp().detach()}
+
+
 class LockedDropout(nn.Module):
     """Dropout with one mask per feature, shared over the batch and the time steps."""
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from multiref.models.components import AttentionDecoder, DialogueEncoder, RelFloorEncoder, SentenceEncoder
+from multiref.models.components import AttentionDecoder, DialogueEncoder, RelFloorEncoder, SentenceEncoder, response_nll
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,7 @@ class HRED(nn.Module):
         unused here (latent models anneal their KL term with it)."""
         memory, mask, context = self.encode(x, x_floor, y_floor)
         logits, _ = self.decoder(y[:, :-1], self.initial_state(context), context, memory, mask)
-        target = y[:, 1:]
-        nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
-        n_tokens = (target != self.cfg.pad_id).sum()
-        return {"loss": nll.sum(1).mean(), "nll_sum": nll.sum(), "n_tokens": n_tokens, "token_nll": nll,
-                "monitor": (nll.sum() / n_tokens.clamp(min=1)).exp().detach()}
+        return response_nll(logits, y, self.cfg.pad_id)
 
     @torch.no_grad()
     def log_likelihood(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor) -> Tensor:

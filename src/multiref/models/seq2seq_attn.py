@@ -46,7 +46,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from multiref.data.pairs import SPECIAL_TOKENS
 from multiref.models.beam import Hypothesis, beam_search, hypotheses_to_ids
-from multiref.models.components import LuongDecoder, LuongState
+from multiref.models.components import LuongDecoder, LuongState, response_nll
 
 # The decoding state carried between steps (and reordered by the beam search on dim 0): the decoder's
 # LuongState (h, c [B, layers, H], input feed o_{t-1} [B, H]), the memory bank [B, S, H] and its mask [B, S].
@@ -152,11 +152,7 @@ class Seq2SeqAttn(nn.Module):
     def forward(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor, step: int = 0) -> dict[str, Tensor]:
         """Teacher-forced loss of responses y [B, Ty] (``<s>`` ... ``</s>``, right-padded); floors and
         ``step`` are unused."""
-        target = y[:, 1:]
-        nll = nn.functional.cross_entropy(self.logits(x, y).transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
-        n_tokens = (target != self.cfg.pad_id).sum()
-        return {"loss": nll.sum(1).mean(), "nll_sum": nll.sum(), "n_tokens": n_tokens, "token_nll": nll,
-                "monitor": (nll.sum() / n_tokens.clamp(min=1)).exp().detach()}
+        return response_nll(self.logits(x, y), y, self.cfg.pad_id)
 
     @torch.no_grad()
     def log_likelihood(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor) -> Tensor:
