@@ -324,3 +324,11 @@ def test_demo_builds_the_mirror_table(demo_root: Path) -> None:
     assert json.loads(mmi.schema.metadata[b"multiref"])["n"] == 5 and mmi.num_rows == test_triples
     beam = pq.read_table(demo_root / "mirror/runs/mirror/gt/test/decode.parquet")
     assert json.loads(beam.schema.metadata[b"multiref"])["search"] == "beam"
+
+
+def test_mmi_without_a_backward_model_is_named(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"root": str(tmp_path / "r"), "mirror": {"backward": None, "systems": []}}))
+    target = tmp_path / "r/mirror/runs/seq2seq_attn+mmi/gt/test/decode.parquet"
+    proc = run_snakemake("-n", "--configfile", "config/demo.yaml", str(extra), "--", str(target), check=False)
+    assert proc.returncode != 0 and "MMI needs mirror.backward" in proc.stdout + proc.stderr

@@ -330,6 +330,15 @@ def triple_run_inputs(wildcards):
     return inputs
 
 
+def mmi_backward_model(wildcards):
+    """The backward model p(x|y) an MMI system reranks with, or an error naming the unset key."""
+    if not MIRROR["backward"]:
+        raise WorkflowError(
+            f"{wildcards.model}+mmi: MMI needs mirror.backward, the name of a seq2seq_attn model (it is not set)"
+        )
+    return out(f"mirror/backward/{MIRROR['backward']}/model.pt")
+
+
 def backward_run_inputs(wildcards):
     """Inputs of MMI's backward model p(x|y): the triples turned around (context [y], response x)."""
     model_spec(wildcards)

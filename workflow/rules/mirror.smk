@@ -120,7 +120,7 @@ rule decode_mmi:
     input:
         forward=out("mirror/runs/{model}/{data}/model.pt"),
         forward_info=out("mirror/runs/{model}/{data}/info.json"),
-        backward=out(f"mirror/backward/{MIRROR['backward']}/model.pt"),
+        backward=mmi_backward_model,
         test=rules.triples.output.test,
         vocab=rules.triples.output.vocab,
     output:
