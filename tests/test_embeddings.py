@@ -8,6 +8,8 @@ import torch
 
 from multiref.errors import ConfigError, MultirefError
 from multiref.models.embeddings import apply_embeddings, load_vectors, pretrained_embeddings, write_initial_embeddings
+from multiref.models import registry
+from multiref.models.embeddings import word_embeddings
 from multiref.models.hred import HRED, HREDConfig
 
 WORDS = ["<pad>", "<s>", "</s>", "<unk>", "hello", "there", "zyzzyva"]
@@ -62,3 +64,68 @@ def test_offline_download_says_what_to_do(monkeypatch: pytest.MonkeyPatch, tmp_p
     monkeypatch.setattr(gensim.downloader, "BASE_DIR", str(tmp_path / "gensim-data"))
     with pytest.raises(MultirefError, match="glove-twitter-200.*set train.word_vectors to the local file"):
         load_vectors("glove-twitter-200")
+
+
+def tiny_spec(kind: str) -> dict:
+    """A small configuration entry of each model kind (embedding size 3, as the vectors of glove_file)."""
+    spec = {"kind": kind, "embedding_dim": 3, "hidden": 4}
+    if kind not in ("mirror", "seq2seq_attn"):
+        spec["floor_dim"] = 2
+    if kind in ("vhred", "vhred_mbow") or kind == "mirror":
+        spec["latent_dim"] = 2
+    return spec
+
+
+@pytest.mark.parametrize("kind", sorted(registry.KINDS))
+def test_every_model_kind_takes_initial_vectors_in_every_word_table(kind: str, tmp_path: Path) -> None:
+    """Regression (issue 14): Seq2SeqAttn has a source and a target table and no ``embedding``; with
+    train.word_vectors set, its training (and MMI's backward model) crashed before its first step."""
+    write_initial_embeddings(WORDS, 0, str(glove_file(tmp_path / "v.txt", False)), tmp_path / "m.npy", tmp_path / "m.json")
+    model = registry.build("tiny", tiny_spec(kind), len(WORDS), {"pad_id": 0, "bos_id": 1, "eos_id": 2})
+    apply_embeddings(model, np.load(tmp_path / "m.npy"), "model 'tiny'")
+    tables = word_embeddings(model)
+    expected = {"seq2seq_attn": 2}.get(kind, 1)  # separate source and target tables unless share_embeddings
+    assert len(tables) == expected
+    for table in tables:
+        assert torch.equal(table.weight[4], torch.tensor([1.0, 2.0, 3.0])) and not table.weight[0].any()
+    names = {n for n, p in model.named_parameters() if any(p is t.weight for t in tables)}
+    assert names, "the initialised tables are the model's own parameters"
+
+
+def test_shared_seq2seq_embeddings_are_one_table(tmp_path: Path) -> None:
+    model = registry.build("tiny", tiny_spec("seq2seq_attn") | {"share_embeddings": True}, len(WORDS), {"pad_id": 0, "bos_id": 1, "eos_id": 2})
+    assert len(word_embeddings(model)) == 1
+
+
+def test_a_model_without_word_tables_is_named() -> None:
+    with pytest.raises(ConfigError, match="Linear has no word embeddings"):
+        apply_embeddings(torch.nn.Linear(2, 2), np.zeros((2, 2), dtype=np.float32), "model 'x'")
+
+
+def test_seq2seq_attn_trains_from_initial_word_vectors(tmp_path: Path) -> None:
+    """Regression (issue 14): a Seq2SeqAttn run with train.word_vectors trains, and starts from the vectors."""
+    from teacher_helpers import make_data
+    from multiref.data.settings import write_setting
+    from multiref.models.data import load_vocabulary
+    from multiref.models.stage import train_run
+
+    data = make_data(tmp_path / "data", n_dialogues=40)
+    write_setting(data["train"], "gt", 0, 2, tmp_path / "gt.parquet")
+    vocab = load_vocabulary(data["vocab"])
+    words = list(vocab.tokens)
+    vectors = tmp_path / "v.txt"
+    vectors.write_text("".join(f"{w} {i % 7 / 7:.3f} {i % 5 / 5:.3f} 0.5\n" for i, w in enumerate(words[9:], 9)), encoding="utf-8")
+    write_initial_embeddings(words, vocab.id("<pad>"), str(vectors), tmp_path / "m.npy", tmp_path / "m.json")
+    train = {"device": "cpu", "batch_size": 8, "eval_batch_size": 16, "lr": 1e-3, "max_grad_norm": 1.0, "decay": 0.75,
+             "patience": 3, "validate_every": 5, "min_lr": 1e-7, "seed": 3, "keep": "last", "log_every": 5,
+             "epochs": 1, "example_budget": False}
+    spec = {"kind": "seq2seq_attn", "embedding_dim": 3, "hidden": 4, "layers": 1, "dropout": 0.0}
+    out = tmp_path / "run"
+    info = train_run("s2s", spec, train, tmp_path / "gt.parquet", data["train"], data["dev"], data["vocab"], None,
+                     out / "model.pt", out / "log.csv", out / "info.json", out / "work", progress=False,
+                     init_embeddings=tmp_path / "m.npy")
+    assert info["steps"] > 0 and info["init_embeddings"] == str(tmp_path / "m.npy")
+    model, _ = registry.load(out / "model.pt")
+    start = torch.from_numpy(np.load(tmp_path / "m.npy"))
+    for table in (model.src_embedding, model.tgt_embedding):  # trained from the vectors: close to them, not equal
+        assert 0 < (table.weight - start).abs().max() < 0.1

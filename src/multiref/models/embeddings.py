@@ -65,16 +65,35 @@ def pretrained_embeddings(words: Sequence[str], vectors: Any, pad_id: int) -> tu
     return rows, hits
 
 
+def word_embeddings(model: torch.nn.Module) -> list[torch.nn.Embedding]:
+    """The word-embedding tables of a model that take the initial vectors: what its ``word_embeddings()``
+    returns (each table once: a table shared by encoder and decoder, or tied to the output layer,
+    counts once). A model without that method takes none: an error naming its class."""
+    tables = getattr(model, "word_embeddings", None)
+    if not callable(tables):
+        raise ConfigError(f"{type(model).__name__} has no word embeddings to initialise (no word_embeddings())")
+    unique: list[torch.nn.Embedding] = []
+    for table in tables():
+        if not any(table is seen for seen in unique):
+            unique.append(table)
+    return unique
+
+
 def apply_embeddings(model: torch.nn.Module, matrix: np.ndarray, where: str) -> None:
-    """Copy an initial embedding matrix into ``model.embedding`` (tied to the output layer)."""
-    weight = model.embedding.weight  # type: ignore[union-attr]
-    if tuple(matrix.shape) != tuple(weight.shape):
-        raise ConfigError(
-            f"{where}: initial embeddings of shape {tuple(matrix.shape)} do not fit the model's {tuple(weight.shape)} "
-            "(vocabulary size x embedding_dim); set the model's embedding_dim to the vectors' size"
-        )
+    """Copy an initial embedding matrix into every word-embedding table of ``model``
+    (:func:`word_embeddings`: HRED's one table tied to its output layer, Seq2SeqAttn's source and target
+    tables, Mirror's shared table)."""
+    tables = word_embeddings(model)
+    for table in tables:
+        if tuple(matrix.shape) != tuple(table.weight.shape):
+            raise ConfigError(
+                f"{where}: initial embeddings of shape {tuple(matrix.shape)} do not fit the model's "
+                f"{tuple(table.weight.shape)} (vocabulary size x embedding_dim); set the model's embedding_dim to "
+                "the vectors' size"
+            )
     with torch.no_grad():
-        weight.copy_(torch.from_numpy(matrix))
+        for table in tables:
+            table.weight.copy_(torch.from_numpy(matrix))
 
 
 def write_initial_embeddings(words: Sequence[str], pad_id: int, source: str, matrix_path: Path, info_path: Path) -> dict[str, Any]:

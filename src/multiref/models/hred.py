@@ -74,6 +74,11 @@ class HRED(nn.Module):
         self.enc2dec = nn.Linear(d, h_layers * h)
         self.decoder = AttentionDecoder(self.embedding, h, h_layers, d, s, cfg.dropout)
 
+    def word_embeddings(self) -> list[nn.Embedding]:
+        """The table that initial word vectors go into (shared by the encoder, the decoder and the tied
+        classifier)."""
+        return [self.embedding]
+
     def encode(self, x: Tensor, x_floor: Tensor, y_floor: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x [B, C, T] context ids (padded turns are all padding) -> memory [B, C*T, H], its mask, c [B, H]."""
         b, turns, width = x.shape

@@ -211,6 +211,10 @@ class Mirror(nn.Module):
         with torch.no_grad():
             self.embedding.weight[cfg.pad_id].zero_()
 
+    def word_embeddings(self) -> list[nn.Embedding]:
+        """The table that initial word vectors go into (one, shared by every encoder and decoder)."""
+        return [self.embedding]
+
     # -- inputs and encoders -------------------------------------------------------------------------
 
     def split_triple(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -105,6 +105,11 @@ class Seq2SeqAttn(nn.Module):
             self.src_embedding.weight[cfg.pad_id].zero_()
             self.tgt_embedding.weight[cfg.pad_id].zero_()
 
+    def word_embeddings(self) -> list[nn.Embedding]:
+        """The tables that initial word vectors go into: source and target (one table when shared), as
+        OpenNMT-py's ``-pre_word_vecs_enc`` and ``-pre_word_vecs_dec``."""
+        return [self.src_embedding, self.tgt_embedding]
+
     # -- encoder ---------------------------------------------------------------------------------------
 
     def source(self, x: Tensor) -> tuple[Tensor, Tensor]:
