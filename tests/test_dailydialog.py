@@ -12,9 +12,10 @@ from multiref.data.dailydialog import (
     filter_dialogues,
     read_corpus,
     split_by_topic,
+    subset_splits,
     to_sessions,
 )
-from multiref.errors import CorpusError
+from multiref.errors import ConfigError, CorpusError
 
 
 def raw(line: int, utts: list[str], topic: str = "1", n_labels: int | None = None) -> RawDialogue:
@@ -102,6 +103,38 @@ def test_split_is_per_topic_in_file_order_and_ids_follow_train_dev_test() -> Non
 def test_split_bounds_are_checked() -> None:
     with pytest.raises(ValueError, match="train_end"):
         split_by_topic([], 0.9, 0.8)
+
+
+def test_subset_is_a_seeded_draw_per_split_in_session_order() -> None:
+    splits = split_by_topic(sessions_for(["a"] * 50 + ["b"] * 50))
+    sizes = {"train": 7, "dev": 3, "test": None}
+    kept = subset_splits(splits, sizes, seed=4)
+    assert [len(kept[s]) for s in ("train", "dev", "test")] == [7, 3, len(splits["test"])]
+    assert kept["test"] == splits["test"]  # null keeps the whole split
+    for name in ("train", "dev"):
+        ids = [s.session_id for s in kept[name]]
+        assert ids == sorted(ids) and set(ids) <= {s.session_id for s in splits[name]}  # full-corpus ids, in order
+    assert {s.topic for s in kept["train"]} == {"a", "b"}  # a draw, not the first sessions (all of topic a)
+    again = subset_splits(split_by_topic(sessions_for(["a"] * 50 + ["b"] * 50)), sizes, seed=4)
+    assert [s.line for s in again["train"]] == [s.line for s in kept["train"]]
+    other = subset_splits(splits, sizes, seed=5)
+    assert [s.line for s in other["train"]] != [s.line for s in kept["train"]]
+    bigger_dev = subset_splits(splits, {**sizes, "dev": 5}, seed=4)
+    assert [s.line for s in bigger_dev["train"]] == [s.line for s in kept["train"]]  # each split's draw is its own
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ({"test": 11}, r"data.subset.test is 11 but the test split has only 10 sessions; set it to at most 10"),
+        ({"dev": 0}, r"data.subset.dev must be a number of sessions >= 1 \(or null for all\), got 0"),
+        ({"train": "5"}, r"data.subset.train must be a number of sessions >= 1"),
+    ],
+)
+def test_impossible_subsets_name_the_key_and_value(sizes: dict, message: str) -> None:
+    splits = split_by_topic(sessions_for(["a"] * 100))
+    with pytest.raises(ConfigError, match=message):
+        subset_splits(splits, sizes)
 
 
 # --- bad input: each error names the file and what is wrong ---------------------------------------

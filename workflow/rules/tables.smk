@@ -7,6 +7,7 @@ rule table8:
         train=rules.preprocess.output.train,
         dev=rules.preprocess.output.dev,
         test=rules.preprocess.output.test,
+        manifest=rules.preprocess.output.manifest,
     output:
         csv=report(
             out("table8.csv"),

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multiref.errors import CorpusError
+from multiref.errors import ConfigError, CorpusError
 
 CORPUS_FILES = {
     "text": "dialogues_text.txt",
@@ -251,4 +251,36 @@ def split_by_topic(
             session.split = name
             session.session_id = next_id
             next_id += 1
+    return out
+
+
+def subset_splits(
+    splits: dict[str, list[Session]], sizes: dict[str, int | None], seed: int = 0, key: str = "data.subset"
+) -> dict[str, list[Session]]:
+    """A pilot run's sessions: for each split with a size in ``sizes``, a seeded random draw of that many
+    of its sessions, kept in session order (a split without a size, or with ``None``, stays whole).
+
+    The draw of a split depends only on ``seed``, the split's name and its sessions, so the same
+    configuration always keeps the same sessions, and a larger size for one split leaves the others
+    unchanged. Sessions keep their full-corpus ``session_id``. A size larger than the split, or below 1,
+    is an error naming ``<key>.<split>`` and the value.
+    """
+    import random
+
+    out: dict[str, list[Session]] = {}
+    for name in SPLITS:
+        sessions = splits[name]
+        n = sizes.get(name)
+        if n is None:
+            out[name] = list(sessions)
+            continue
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"{key}.{name} must be a number of sessions >= 1 (or null for all), got {n!r}")
+        if n > len(sessions):
+            raise ConfigError(
+                f"{key}.{name} is {n} but the {name} split has only {len(sessions)} sessions; "
+                f"set it to at most {len(sessions)} (or null for the whole split)"
+            )
+        keep = sorted(random.Random(f"{seed}:{name}").sample(range(len(sessions)), n))
+        out[name] = [sessions[i] for i in keep]
     return out

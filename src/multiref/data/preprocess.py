@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,12 @@ from multiref.data.dailydialog import (
     filter_dialogues,
     read_corpus,
     split_by_topic,
+    subset_splits,
     to_sessions,
 )
 from multiref.data.pairs import Vocabulary, build_pairs, build_vocabulary
 from multiref.data.text import normalize_many
+from multiref.errors import CorpusError
 from multiref.io import write_json, write_parquet
 
 SESSION_SCHEMA = pa.schema(
@@ -48,9 +50,13 @@ class PreprocessConfig:
     train_end: float = 0.8
     dev_end: float = 0.9
     duplicate_threshold: float = 0.5
+    # Pilot runs (data.subset): sessions kept per split (None = the whole split) and the draw's seed.
+    subset: Mapping[str, int | None] = field(default_factory=dict)
+    subset_seed: int = 0
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> PreprocessConfig:
+        subset = cfg.get("subset") or {}
         return cls(
             history_len=cfg["history_len"],
             max_utterance_tokens=cfg["max_utterance_tokens"],
@@ -58,7 +64,13 @@ class PreprocessConfig:
             train_end=cfg["split"]["train_end"],
             dev_end=cfg["split"]["dev_end"],
             duplicate_threshold=cfg["duplicate_threshold"],
+            subset={name: subset.get(name) for name in SPLITS},
+            subset_seed=subset.get("seed", 0),
         )
+
+    @property
+    def is_subset(self) -> bool:
+        return any(self.subset.get(name) is not None for name in SPLITS)
 
 
 def sessions_table(sessions: Sequence[Session]) -> pa.Table:
@@ -93,7 +105,14 @@ def preprocess(
     """Run the whole data stage and write its outputs; returns the manifest (also written as JSON)."""
     raw = read_corpus(Path(corpus_dir))
     kept, report = filter_dialogues(raw, cfg.duplicate_threshold)
-    sessions = to_sessions(kept, Path(corpus_dir))
+    if not kept:
+        raise CorpusError(f"{corpus_dir}: no dialogues left ({report.n_read} read, {report.n_label_mismatch} with "
+                          f"mismatched labels, {report.n_duplicate} duplicates)")
+    full = split_by_topic(to_sessions(kept, Path(corpus_dir)), cfg.train_end, cfg.dev_end)
+    _check_not_empty(full, "sessions", "data.split (train_end, dev_end)", corpus_dir)
+    splits = subset_splits(full, dict(cfg.subset), cfg.subset_seed) if cfg.is_subset else full
+    sessions = [s for name in SPLITS for s in splits[name]]
+    # Only the kept sessions are normalised (a pilot on a subset skips the rest of the corpus).
     flat = [u for s in sessions for u in s.raw_utterances]
     normalised = list(
         tqdm(normalize_many(flat), total=len(flat), desc="normalise", unit="utt", disable=not progress, mininterval=5)
@@ -103,7 +122,6 @@ def preprocess(
         n = len(session.raw_utterances)
         session.utterances = normalised[offset : offset + n]
         offset += n
-    splits = split_by_topic(sessions, cfg.train_end, cfg.dev_end)
     vocab: Vocabulary = build_vocabulary((u for s in splits["train"] for u in s.utterances), cfg.vocab_size)
 
     meta = {"stage": "preprocess", "config": cfg.__dict__}
@@ -119,6 +137,7 @@ def preprocess(
             "pairs": table.num_rows,
             "utterances": sum(len(s.utterances) for s in splits[name]),
         }
+    _check_not_empty(pair_tables, "pairs", "data.subset" if cfg.is_subset else "data.split", corpus_dir)
     # Write only once everything has been computed, so an error leaves no output behind.
     write_parquet(sessions_table(sessions), sessions_path, meta)
     write_parquet(vocab.to_arrow(), vocab_path, meta)
@@ -135,9 +154,23 @@ def preprocess(
         "duplicate_lines": report.duplicate_lines,
         "empty_utterances": sum(1 for u in normalised if not u),
         "splits": counts,
+        "subset": (
+            {"seed": cfg.subset_seed, "sizes": dict(cfg.subset), "full_sessions": {n: len(full[n]) for n in SPLITS}}
+            if cfg.is_subset
+            else None
+        ),
         "vocab_size": len(vocab),
         "train_token_coverage": round(train_tokens / all_train, 6) if all_train else None,
         "config": cfg.__dict__,
     }
     write_json(manifest, manifest_path)
     return manifest
+
+
+def _check_not_empty(by_split: Mapping[str, Any], what: str, key: str, corpus_dir: Path) -> None:
+    """An empty split stops the stage with the counts of every split and the key that decides them."""
+    sizes = {name: (item.num_rows if isinstance(item, pa.Table) else len(item)) for name, item in by_split.items()}
+    empty = [name for name in SPLITS if sizes[name] == 0]
+    if empty:
+        counts = ", ".join(f"{name} {sizes[name]}" for name in SPLITS)
+        raise CorpusError(f"{corpus_dir}: the {'/'.join(empty)} split has no {what} ({what} per split: {counts}); check {key}")
