@@ -47,6 +47,18 @@ def test_nucleus_sample_draws_only_from_the_nucleus_with_its_probabilities() -> 
     assert torch.allclose(observed, expected, atol=0.015)
 
 
+@pytest.mark.parametrize("scale", [0.1, 1.0, 4.0, 20.0])  # flat to peaked rows: both paths of nucleus_sample
+@pytest.mark.parametrize("top_p", [0.3, 0.9, 0.95, 1.0])
+def test_partial_sort_draws_the_tokens_of_the_full_sort(scale: float, top_p: float) -> None:
+    """The top-k shortcut draws the same token from the same uniform number as a sort of the whole
+    vocabulary (``candidates`` >= vocabulary), and only nucleus tokens."""
+    logits = torch.randn(64, 3000, generator=torch.Generator().manual_seed(int(scale * 10))) * scale
+    fast = nucleus_sample(logits, top_p, 1.0, torch.Generator().manual_seed(1), candidates=16)
+    full = nucleus_sample(logits, top_p, 1.0, torch.Generator().manual_seed(1), candidates=3000)
+    assert torch.equal(fast, full)
+    assert torch.isfinite(top_p_filter(logits, top_p)).gather(1, fast).all()
+
+
 def tiny_model(seed: int = 0, vocab: int = 50) -> GPT2LMHeadModel:
     torch.manual_seed(seed)
     config = GPT2Config(vocab_size=vocab, n_positions=64, n_embd=32, n_layer=2, n_head=2, eos_token_id=1, pad_token_id=0)
