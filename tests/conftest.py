@@ -137,6 +137,59 @@ def demo_rebuild(demo_root: Path) -> Path:
     return Path(str(_REBUILD["root"]))
 
 
+# The paper smoke (tests/test_paper_config.py): config/config.yaml with the override of .test/config-paper on a
+# subset of the real corpus, built in a background thread from the start of the session, so that it shares the
+# machine with the demo build and the other tests instead of running after them.
+PAPER_SMOKE = REPO / ".test" / "config-paper"
+PAPER_SMOKE_SHARED = (SHARED / "data" / "dailydialog" / "ijcnlp_dailydialog.zip", SHARED / "data" / "reval" / "dailydialog-zhao_eval.json")
+_SMOKE: dict[str, object] = {}
+
+
+def build_paper_smoke(root: Path) -> None:
+    """The local stand-ins of the hub resources, then `rule all` of the paper smoke and its `--report`."""
+    proc = subprocess.run([sys.executable, str(PAPER_SMOKE / "standins.py")], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, f"building the stand-ins failed:\n{proc.stdout}\n{proc.stderr}"
+    smoke = ("--cores", "2", "--configfile", str(PAPER_SMOKE / "config.yaml"), "--config", f"root={root}")
+    run_snakemake(*smoke)
+    run_snakemake(*smoke, "--report", str(root / "report.zip"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _paper_smoke_in_background(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    wanted = any("paper_smoke" in getattr(item, "fixturenames", ()) for item in request.session.items)
+    if not wanted or not all(p.is_file() for p in PAPER_SMOKE_SHARED):
+        yield
+        return
+    root = tmp_path_factory.mktemp("paper-smoke") / "results-paper-smoke"
+
+    def work() -> None:
+        try:
+            build_paper_smoke(root)
+        except BaseException as exc:  # reported by the tests that wait for it
+            _SMOKE["error"] = exc
+
+    thread = threading.Thread(target=work, name="paper-smoke", daemon=True)
+    thread.start()
+    _SMOKE.update(thread=thread, root=root)
+    yield
+    thread.join(timeout=1800)  # never leave a Snakemake running behind
+
+
+@pytest.fixture(scope="session")
+def paper_smoke() -> Path:
+    """The root of the paper smoke's build, once it has finished (skipped where ../shared is absent)."""
+    missing = [str(p) for p in PAPER_SMOKE_SHARED if not p.is_file()]
+    if missing:
+        pytest.skip(f"../shared is absent ({missing[0]} not found): the paper smoke runs on development machines and CI only")
+    thread = _SMOKE["thread"]
+    assert isinstance(thread, threading.Thread)
+    thread.join(timeout=1800)
+    assert not thread.is_alive(), "the paper smoke did not finish within 30 minutes"
+    if "error" in _SMOKE:
+        raise AssertionError(f"the paper smoke failed: {_SMOKE['error']}")
+    return Path(str(_SMOKE["root"]))
+
+
 @pytest.fixture
 def serve() -> Iterator[Callable[[Path], str]]:
     """Start HTTP servers on 127.0.0.1 (a free port) serving a folder; returns their base URL."""
