@@ -97,52 +97,47 @@ def rebuild_demo_slice(demo_root: Path, other: Path) -> None:
     run_snakemake(*demo, "--", str(other / "table5.tex"))
 
 
-_REBUILD: dict[str, object] = {}
+class Background:
+    """A build that runs in a thread from the start of the test session (so that the demo, its second
+    build and the paper smoke share the machine with the other tests instead of running one after the
+    other), in stages: ``wait(stage)`` blocks until that stage is done and re-raises its failure."""
+
+    def __init__(self, name: str, stages: list[tuple[str, Callable[[], None]]]) -> None:
+        self.done = {stage: threading.Event() for stage, _ in stages}
+        self.error: dict[str, BaseException] = {}
+        self.thread = threading.Thread(target=self._run, args=(stages,), name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self, stages: list[tuple[str, Callable[[], None]]]) -> None:
+        failed: BaseException | None = None
+        for stage, work in stages:
+            if failed is None:
+                try:
+                    work()
+                except BaseException as exc:  # reported by the tests that wait for this stage
+                    failed = exc
+            if failed is not None:
+                self.error[stage] = failed
+            self.done[stage].set()
+
+    def wait(self, stage: str, timeout: float = 1800) -> None:
+        assert self.done[stage].wait(timeout), f"{self.thread.name}: '{stage}' did not finish within {timeout:.0f} s"
+        if stage in self.error:
+            raise AssertionError(f"{self.thread.name}: '{stage}' failed: {self.error[stage]}")
 
 
-@pytest.fixture(scope="session")
-def demo_root(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    """The demo, built once per test session into a temporary root (see :func:`build_demo`); the
-    killed work folders are listed in ``<root>/../killed``. As soon as it is built, the determinism
-    test's second build (:func:`rebuild_demo_slice`, one core) starts in a background thread, so that
-    it runs while the other tests do; :func:`demo_rebuild` waits for it."""
-    root = tmp_path_factory.mktemp("demo") / "results-demo"
-    build_demo(root, root.parent / "killed")
-    if not any("demo_rebuild" in getattr(item, "fixturenames", ()) for item in request.session.items):
-        return root
-    other = tmp_path_factory.mktemp("rebuild") / "results-demo"
-
-    def work() -> None:
-        try:
-            rebuild_demo_slice(root, other)
-        except BaseException as exc:  # reported by the test that waits for it
-            _REBUILD["error"] = exc
-
-    thread = threading.Thread(target=work, name="demo-rebuild", daemon=True)
-    thread.start()
-    _REBUILD.update(thread=thread, root=other)
-    request.addfinalizer(lambda: thread.join(timeout=900))  # never leave a Snakemake running behind
-    return root
+_BUILDS: dict[str, Background] = {}
+_ROOTS: dict[str, Path] = {}
 
 
-@pytest.fixture(scope="session")
-def demo_rebuild(demo_root: Path) -> Path:
-    """The root of the determinism test's second build, once it has finished."""
-    thread = _REBUILD["thread"]
-    assert isinstance(thread, threading.Thread)
-    thread.join(timeout=900)
-    assert not thread.is_alive(), "the second demo build did not finish within 15 minutes"
-    if "error" in _REBUILD:
-        raise AssertionError(f"the second demo build failed: {_REBUILD['error']}")
-    return Path(str(_REBUILD["root"]))
+def _wanted(session: pytest.Session, fixture: str) -> bool:
+    return any(fixture in getattr(item, "fixturenames", ()) for item in session.items)
 
 
 # The paper smoke (tests/test_paper_config.py): config/config.yaml with the override of .test/config-paper on a
-# subset of the real corpus, built in a background thread from the start of the session, so that it shares the
-# machine with the demo build and the other tests instead of running after them.
+# subset of the real corpus (needs ../shared).
 PAPER_SMOKE = REPO / ".test" / "config-paper"
 PAPER_SMOKE_SHARED = (SHARED / "data" / "dailydialog" / "ijcnlp_dailydialog.zip", SHARED / "data" / "reval" / "dailydialog-zhao_eval.json")
-_SMOKE: dict[str, object] = {}
 
 
 def build_paper_smoke(root: Path) -> None:
@@ -155,24 +150,42 @@ def build_paper_smoke(root: Path) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _paper_smoke_in_background(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    wanted = any("paper_smoke" in getattr(item, "fixturenames", ()) for item in request.session.items)
-    if not wanted or not all(p.is_file() for p in PAPER_SMOKE_SHARED):
-        yield
-        return
-    root = tmp_path_factory.mktemp("paper-smoke") / "results-paper-smoke"
-
-    def work() -> None:
-        try:
-            build_paper_smoke(root)
-        except BaseException as exc:  # reported by the tests that wait for it
-            _SMOKE["error"] = exc
-
-    thread = threading.Thread(target=work, name="paper-smoke", daemon=True)
-    thread.start()
-    _SMOKE.update(thread=thread, root=root)
+def _background_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Start the end-to-end builds that the collected tests need, at once and side by side: the demo (see
+    :func:`build_demo`) followed by the determinism test's second build (:func:`rebuild_demo_slice`, one
+    core), and the paper smoke (:func:`build_paper_smoke`)."""
+    session = request.session
+    if _wanted(session, "demo_root") or _wanted(session, "demo_rebuild"):
+        demo = tmp_path_factory.mktemp("demo") / "results-demo"
+        stages = [("demo", lambda: build_demo(demo, demo.parent / "killed"))]
+        if _wanted(session, "demo_rebuild"):
+            other = tmp_path_factory.mktemp("rebuild") / "results-demo"
+            stages.append(("rebuild", lambda: rebuild_demo_slice(demo, other)))
+            _ROOTS["rebuild"] = other
+        _BUILDS["demo"] = Background("demo-build", stages)
+        _ROOTS["demo"] = demo
+    if _wanted(session, "paper_smoke") and all(p.is_file() for p in PAPER_SMOKE_SHARED):
+        smoke = tmp_path_factory.mktemp("paper-smoke") / "results-paper-smoke"
+        _BUILDS["smoke"] = Background("paper-smoke", [("smoke", lambda: build_paper_smoke(smoke))])
+        _ROOTS["smoke"] = smoke
     yield
-    thread.join(timeout=1800)  # never leave a Snakemake running behind
+    for build in _BUILDS.values():
+        build.thread.join(timeout=1800)  # never leave a Snakemake running behind
+
+
+@pytest.fixture(scope="session")
+def demo_root() -> Path:
+    """The demo, built once per test session into a temporary root (see :func:`build_demo`); the killed
+    work folders are listed in ``<root>/../killed``."""
+    _BUILDS["demo"].wait("demo")
+    return _ROOTS["demo"]
+
+
+@pytest.fixture(scope="session")
+def demo_rebuild(demo_root: Path) -> Path:
+    """The root of the determinism test's second build, once it has finished."""
+    _BUILDS["demo"].wait("rebuild")
+    return _ROOTS["rebuild"]
 
 
 @pytest.fixture(scope="session")
@@ -181,13 +194,8 @@ def paper_smoke() -> Path:
     missing = [str(p) for p in PAPER_SMOKE_SHARED if not p.is_file()]
     if missing:
         pytest.skip(f"../shared is absent ({missing[0]} not found): the paper smoke runs on development machines and CI only")
-    thread = _SMOKE["thread"]
-    assert isinstance(thread, threading.Thread)
-    thread.join(timeout=1800)
-    assert not thread.is_alive(), "the paper smoke did not finish within 30 minutes"
-    if "error" in _SMOKE:
-        raise AssertionError(f"the paper smoke failed: {_SMOKE['error']}")
-    return Path(str(_SMOKE["root"]))
+    _BUILDS["smoke"].wait("smoke")
+    return _ROOTS["smoke"]
 
 
 @pytest.fixture
