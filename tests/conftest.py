@@ -120,7 +120,7 @@ class Background:
                 self.error[stage] = failed
             self.done[stage].set()
 
-    def wait(self, stage: str, timeout: float = 1800) -> None:
+    def wait(self, stage: str, timeout: float = 3600) -> None:
         assert self.done[stage].wait(timeout), f"{self.thread.name}: '{stage}' did not finish within {timeout:.0f} s"
         if stage in self.error:
             raise AssertionError(f"{self.thread.name}: '{stage}' failed: {self.error[stage]}")
@@ -151,40 +151,54 @@ def build_paper_smoke(root: Path) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _background_builds(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Start the end-to-end builds that the collected tests need, at once and side by side: the demo (see
-    :func:`build_demo`) followed by the determinism test's second build (:func:`rebuild_demo_slice`, one
-    core), and the paper smoke (:func:`build_paper_smoke`)."""
+    """Start the end-to-end builds that the collected tests need, at once, one after the other in one thread:
+    the demo (:func:`build_demo`), the determinism test's second build (:func:`rebuild_demo_slice`, one core),
+    then the paper smoke (:func:`build_paper_smoke`). Each uses the two cores a build may take; the other tests
+    run beside them (ordered by :func:`pytest_collection_modifyitems` so that each waits as little as possible).
+    Two builds side by side were slower than one after the other: the machine is CPU-bound."""
     session = request.session
+    stages: list[tuple[str, Callable[[], None]]] = []
     if _wanted(session, "demo_root") or _wanted(session, "demo_rebuild"):
-        demo = tmp_path_factory.mktemp("demo") / "results-demo"
-        stages = [("demo", lambda: build_demo(demo, demo.parent / "killed"))]
+        demo = _ROOTS["demo"] = tmp_path_factory.mktemp("demo") / "results-demo"
+        stages.append(("demo", lambda: build_demo(demo, demo.parent / "killed")))
         if _wanted(session, "demo_rebuild"):
-            other = tmp_path_factory.mktemp("rebuild") / "results-demo"
+            other = _ROOTS["rebuild"] = tmp_path_factory.mktemp("rebuild") / "results-demo"
             stages.append(("rebuild", lambda: rebuild_demo_slice(demo, other)))
-            _ROOTS["rebuild"] = other
-        _BUILDS["demo"] = Background("demo-build", stages)
-        _ROOTS["demo"] = demo
     if _wanted(session, "paper_smoke") and all(p.is_file() for p in PAPER_SMOKE_SHARED):
-        smoke = tmp_path_factory.mktemp("paper-smoke") / "results-paper-smoke"
-        _BUILDS["smoke"] = Background("paper-smoke", [("smoke", lambda: build_paper_smoke(smoke))])
-        _ROOTS["smoke"] = smoke
+        smoke = _ROOTS["smoke"] = tmp_path_factory.mktemp("paper-smoke") / "results-paper-smoke"
+        stages.append(("smoke", lambda: build_paper_smoke(smoke)))
+    if stages:
+        _BUILDS["builds"] = Background("background-builds", stages)
     yield
     for build in _BUILDS.values():
-        build.thread.join(timeout=1800)  # never leave a Snakemake running behind
+        build.thread.join(timeout=3600)  # never leave a Snakemake running behind
+
+
+BACKGROUND_ORDER = ("demo_root", "demo_rebuild", "paper_smoke")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that need no background build first, then those of the demo, of its second build, of the paper
+    smoke: the order in which :func:`_background_builds` makes them (stable within each group)."""
+    def rank(item: pytest.Item) -> int:
+        names = getattr(item, "fixturenames", ())
+        return max((i + 1 for i, f in enumerate(BACKGROUND_ORDER) if f in names), default=0)
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(scope="session")
 def demo_root() -> Path:
     """The demo, built once per test session into a temporary root (see :func:`build_demo`); the killed
     work folders are listed in ``<root>/../killed``."""
-    _BUILDS["demo"].wait("demo")
+    _BUILDS["builds"].wait("demo")
     return _ROOTS["demo"]
 
 
 @pytest.fixture(scope="session")
 def demo_rebuild(demo_root: Path) -> Path:
     """The root of the determinism test's second build, once it has finished."""
-    _BUILDS["demo"].wait("rebuild")
+    _BUILDS["builds"].wait("rebuild")
     return _ROOTS["rebuild"]
 
 
@@ -194,7 +208,7 @@ def paper_smoke() -> Path:
     missing = [str(p) for p in PAPER_SMOKE_SHARED if not p.is_file()]
     if missing:
         pytest.skip(f"../shared is absent ({missing[0]} not found): the paper smoke runs on development machines and CI only")
-    _BUILDS["smoke"].wait("smoke")
+    _BUILDS["builds"].wait("smoke")
     return _ROOTS["smoke"]
 
 
