@@ -77,8 +77,20 @@ def test_loss_decreases_and_best_is_kept(data: dict[str, Path], tmp_path: Path) 
 
 
 def test_learning_rate_floor_stops_training(data: dict[str, Path], tmp_path: Path) -> None:
-    info = run(data, tmp_path / "b", TRAIN | {"lr": 1e-8, "epochs": 5})
-    assert info["stopped"] == "learning rate below minimum" and info["steps"] == 0
+    """The paper's stopping rule: once a plateau decay has brought the learning rate to the floor, the run
+    stops at the next epoch start. Here a learning rate just above the floor barely moves the dev monitor, so
+    the first validation without a relative improvement of 1e-4 decays it (patience 0) below the floor."""
+    info = run(data, tmp_path / "b", TRAIN | {"lr": 2e-7, "min_lr": 1e-7, "decay": 0.4, "patience": 0, "epochs": 5})
+    assert info["stopped"] == "learning rate below minimum" and 0 < info["steps"] and info["epochs_budget"] == 5
+    log = pd.read_csv(tmp_path / "b" / "log.csv")
+    assert log["epoch"].max() < 4  # stopped well before the epoch budget
+
+
+def test_a_schedule_that_allows_no_step_writes_nothing(data: dict[str, Path], tmp_path: Path) -> None:
+    """An initial learning rate at the floor would stop before the first step: an error, not a model of 0 steps."""
+    with pytest.raises(MultirefError, match=r"the schedule allows no optimiser step: lr 1e-08, min_lr 1e-07"):
+        run(data, tmp_path / "b", TRAIN | {"lr": 1e-8, "epochs": 5})
+    assert not (tmp_path / "b" / "model.pt").exists() and not (tmp_path / "b" / "info.json").exists()
 
 
 def test_nan_loss_names_the_step_and_keeps_the_last_checkpoint(data: dict[str, Path], tmp_path: Path) -> None:

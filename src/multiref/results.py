@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from multiref import paper
 from multiref.data.settings import parse_setting
 from multiref.errors import ConfigError, MultirefError
+from multiref.io import read_json, read_table
 
 MEGA = 2**20
 # bootstrapped column -> (per-context score file: per_pair.parquet or reval.parquet, its column); scales in SCALE
@@ -70,13 +71,8 @@ def data_label(setting: str) -> str:
 # Reading one run
 
 
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise MultirefError(f"{path}: missing (the table needs this run's output; run its rule first)") from exc
-    except json.JSONDecodeError as exc:
-        raise MultirefError(f"{path}: not valid JSON ({exc})") from exc
+def _json(path: Path, numbers: Sequence[str] = ()) -> dict[str, Any]:
+    return read_json(path, numbers, what="the table needs this run's output; run its rule first")
 
 
 def trn_time(run_dir: Path, info: Mapping[str, Any], gt_pairs: int) -> float | None:
@@ -92,19 +88,20 @@ def trn_time(run_dir: Path, info: Mapping[str, Any], gt_pairs: int) -> float | N
 
 def read_test(test: Path) -> dict[str, Any]:
     """Measured test values (paper scales) and per-context scores for the bootstrap, from a ``test/`` folder."""
-    ppl = _json(test / "perplexity.json")
-    met = _json(test / "metrics.json")
+    ppl = _json(test / "perplexity.json", ("ppl_authors", "ppl_token"))
+    met = _json(test / "metrics.json", ("bleu2", "extrema", "average", "greedy", "distinct1", "distinct2", "pairs"))
     values: dict[str, Any] = {
         "ppl": ppl["ppl_authors"], "ppl_token": ppl["ppl_token"], "bleu2": 100 * met["bleu2"], "ext": 100 * met["extrema"],
         "avg": 100 * met["average"], "grd": 100 * met["greedy"], "d1": met["distinct1"], "d2": met["distinct2"],
         "word_vectors": met.get("word_vectors"), "test_pairs": met["pairs"], "reval": None,
     }
-    per_pair = pq.read_table(test / "per_pair.parquet").to_pandas().set_index("pair_id").sort_index()
+    needed = ["pair_id", *[col for src, col in BOOTSTRAPPED.values() if src == "per_pair"]]
+    per_pair = read_table(test / "per_pair.parquet", columns=needed).to_pandas().set_index("pair_id").sort_index()
     scores = {m: per_pair[col].to_numpy() * SCALE[m] for m, (src, col) in BOOTSTRAPPED.items() if src == "per_pair"}
     ids = per_pair.index.to_numpy()
     if (test / "reval.json").is_file():
-        values["reval"] = _json(test / "reval.json")["reval"]
-        rv = pq.read_table(test / "reval.parquet").to_pandas().set_index("pair_id").sort_index()
+        values["reval"] = _json(test / "reval.json", ("reval",))["reval"]
+        rv = read_table(test / "reval.parquet", columns=["pair_id", "reval"]).to_pandas().set_index("pair_id").sort_index()
         if not np.array_equal(rv.index.to_numpy(), ids):
             raise MultirefError(f"{test / 'reval.parquet'}: its pair ids differ from {test / 'per_pair.parquet'}")
         scores["reval"] = rv["reval"].to_numpy()
@@ -113,7 +110,7 @@ def read_test(test: Path) -> dict[str, Any]:
 
 def read_run(run_dir: Path, gt_pairs: int) -> dict[str, Any]:
     """A training run's row: Param and Trn Time from ``info.json``, the rest from ``test/``."""
-    info = _json(run_dir / "info.json")
+    info = _json(run_dir / "info.json", ("parameters",))
     out = read_test(run_dir / "test")
     out["values"]["param"] = info["parameters"] / MEGA
     out["values"]["trn_time"] = trn_time(run_dir, info, gt_pairs)
@@ -122,7 +119,7 @@ def read_run(run_dir: Path, gt_pairs: int) -> dict[str, Any]:
 
 def read_teacher(teacher_dir: Path, epochs: int) -> dict[str, Any]:
     """The teacher's row: Param and Trn Time from its fine-tuning (on the 1-GT pairs), the rest from ``teacher/test/``."""
-    fit = _json(teacher_dir / "metrics.json")
+    fit = _json(teacher_dir / "metrics.json", ("parameters", "train_seconds_this_run"))
     out = read_test(teacher_dir / "test")
     out["values"]["param"] = fit["parameters"] / MEGA
     out["values"]["trn_time"] = fit["train_seconds_this_run"] / max(epochs, 1)

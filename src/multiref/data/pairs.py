@@ -65,13 +65,14 @@ def split_tokens(text: str) -> list[str]:
 def build_vocabulary(train_utterances: Iterable[str], size: int) -> Vocabulary:
     """Specials, then the most frequent train words (ties in first-seen order) up to ``size`` entries.
 
-    Counting follows the authors' word-count file: ``text.split(" ")`` on every train utterance.
+    Counting follows the authors' word-count file: ``text.split(" ")`` on every train utterance, except that
+    an empty utterance has no word (the authors' split would count the empty string; DailyDialog has none).
     """
     if size <= len(SPECIAL_TOKENS):
         raise ValueError(f"vocab_size must exceed the {len(SPECIAL_TOKENS)} special tokens, got {size}")
     counts: Counter[str] = Counter()
     for text in train_utterances:
-        counts.update(text.split(" "))
+        counts.update(split_tokens(text))
     ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)  # stable: first-seen ties
     tokens = list(SPECIAL_TOKENS)
     word_counts: list[int | None] = [None] * len(tokens)

@@ -19,7 +19,7 @@ from multiref.data.dailydialog import (
     subset_splits,
     to_sessions,
 )
-from multiref.data.pairs import Vocabulary, build_pairs, build_vocabulary
+from multiref.data.pairs import SPECIAL_TOKENS, Vocabulary, build_pairs, build_vocabulary
 from multiref.data.text import normalize_many
 from multiref.errors import CorpusError
 from multiref.io import write_json, write_parquet
@@ -123,6 +123,12 @@ def preprocess(
         session.utterances = normalised[offset : offset + n]
         offset += n
     vocab: Vocabulary = build_vocabulary((u for s in splits["train"] for u in s.utterances), cfg.vocab_size)
+    if len(vocab) <= len(SPECIAL_TOKENS):
+        n_utts = sum(len(s.utterances) for s in splits["train"])
+        raise CorpusError(
+            f"{corpus_dir}: the train split's {n_utts} utterances hold no word: the vocabulary would be its "
+            f"{len(SPECIAL_TOKENS)} special tokens only"
+        )
 
     meta = {"stage": "preprocess", "config": cfg.__dict__}
     counts: dict[str, dict[str, int]] = {}
