@@ -9,10 +9,18 @@ sys.path.insert(
     0, str(Path(workflow.basedir) / "src")
 )  # the library, even when not installed
 
+from multiref.config import check as check_config, check_models
 from multiref.data.settings import parse_setting
 from multiref.errors import ConfigError
+from multiref.workflow import claim_root, RootClaimed
 
 validate(config, schema="../schemas/config.schema.yaml")
+# Constraints between keys (multiref.config); a cluster job re-parses the workflow, the main process checked it.
+if workflow.is_main_process:
+    try:
+        check_config(config)
+    except ConfigError as exc:
+        raise WorkflowError(f"configuration: {exc}")
 
 ROOT = config["root"].rstrip("/")
 RUN_STAMP = Path(ROOT) / ".multiref-run"
@@ -42,9 +50,15 @@ if RUN_STAMP.exists():
 
 
 def stamp_run():
-    """Mark ROOT as holding outputs of this configuration (called when the run starts)."""
-    RUN_STAMP.parent.mkdir(parents=True, exist_ok=True)
-    RUN_STAMP.write_text(config["run_name"] + "\n")
+    """When the run starts, before any job: check the model entries (their networks are built on the meta
+    device; torch is too slow to import at every parse) and claim ROOT for this configuration (atomically: of
+    two runs that start together on a new root with different run_names, one is refused).
+    """
+    try:
+        check_models(config)
+        claim_root(RUN_STAMP, config["run_name"])
+    except ConfigError as exc:
+        raise WorkflowError(f"configuration: {exc}")
 
 
 def corpus_archive():

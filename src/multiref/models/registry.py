@@ -53,6 +53,22 @@ def build(name: str, spec: Mapping[str, Any], vocab_size: int, special_ids: Mapp
         raise ConfigError(f"model {name!r}: {exc}") from exc
 
 
+def check_spec(name: str, spec: Mapping[str, Any]) -> None:
+    """Build a configuration entry's model on the ``meta`` device (shapes only, no memory, no arithmetic), so
+    that every constraint of its config and its layers (an even hidden size for Mirror, two or more mixture
+    components, ...) is checked before any job runs."""
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise ConfigError(f"unknown kind {kind!r} (known: {sorted(KINDS)})")
+    cls, config_cls = KINDS[kind]
+    fields = {k: v for k, v in spec.items() if k != "kind"}
+    try:
+        with torch.device("meta"):
+            cls(config_cls(vocab_size=1000, pad_id=0, bos_id=1, eos_id=2, **fields))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def save(model: torch.nn.Module, name: str, path: Path, info: Mapping[str, Any]) -> None:
     """The weights with everything needed to rebuild the model alone (kind, config, vocabulary hash)."""
     kind = next(k for k, (cls, _) in KINDS.items() if type(model) is cls)

@@ -1,0 +1,140 @@
+"""Checks of a whole configuration that the schema cannot express: constraints between keys, model shapes,
+local files, so that a configuration that would fail in a job fails before any job runs, with the key and
+the value. ``workflow/rules/common.smk`` runs :func:`check` when the workflow is parsed (dry runs too) and
+:func:`check_models` when a run starts (``onstart``, before the first job): building the models needs torch,
+whose import would add seconds to every parse.
+
+The schema (``workflow/schemas/config.schema.yaml``) checks each key alone: types, ranges, names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from multiref.errors import ConfigError
+
+Check = Callable[[Mapping[str, Any]], Iterator[str]]
+
+
+def _split(config: Mapping[str, Any]) -> Iterator[str]:
+    split = config["data"]["split"]
+    train_end, dev_end = split["train_end"], split["dev_end"]
+    if not train_end < dev_end < 1:
+        yield (
+            f"data.split: train_end ({train_end}) < dev_end ({dev_end}) < 1 must hold, or the dev or test split "
+            "has no sessions"
+        )
+
+
+def _teacher(config: Mapping[str, Any]) -> Iterator[str]:
+    teacher = config["teacher"]
+    if teacher["init"] == "scratch":
+        shape = teacher["scratch"]
+        if shape["n_embd"] % shape["n_head"]:
+            yield (
+                f"teacher.scratch: n_embd ({shape['n_embd']}) must be a multiple of n_head ({shape['n_head']}), "
+                "each attention head taking n_embd / n_head units"
+            )
+        room = shape["n_positions"] - teacher["sampling"]["max_new_tokens"]
+        if room < 3:
+            yield (
+                f"teacher.sampling.max_new_tokens ({teacher['sampling']['max_new_tokens']}) leaves {room} of "
+                f"teacher.scratch.n_positions ({shape['n_positions']}) for the context (at least 3)"
+            )
+    elif _explicit_path(teacher["model"]) and not Path(teacher["model"]).expanduser().is_dir():
+        yield f"teacher.model: {teacher['model']} is not a folder (a local GPT-2 saved with save_pretrained, or a hub name)"
+
+
+def _schedules(config: Mapping[str, Any]) -> Iterator[str]:
+    train = config["train"]
+    mirror_train = {**train, **config["mirror"]["train"]}
+    for key, sched in (("train", train), ("mirror.train", mirror_train)):
+        if sched["lr"] <= sched["min_lr"]:
+            yield (
+                f"{key}: lr ({sched['lr']}) must exceed min_lr ({sched['min_lr']}); training stops once the learning "
+                "rate is at or below min_lr, so no step would be taken"
+            )
+    reval = config["reval"]["train"]
+    if reval["lr"] <= reval["min_lr"]:
+        yield f"reval.train: lr ({reval['lr']}) must exceed min_lr ({reval['min_lr']}), or no epoch would be trained"
+
+
+def _reval(config: Mapping[str, Any]) -> Iterator[str]:
+    reval = config["reval"]
+    split = reval["split"]
+    if split["dev_share"] + split["test_share"] >= 1:
+        yield (
+            f"reval.split: dev_share ({split['dev_share']}) + test_share ({split['test_share']}) must be below 1, or no "
+            "judgement is left to train on"
+        )
+    judgements = reval["judgements"]
+    if judgements["source"] == "synthetic" and config["corpus"]["source"] != "synthetic":
+        yield (
+            "reval.judgements.source 'synthetic' scores the synthetic corpus's responses; it needs corpus.source "
+            f"synthetic (got {config['corpus']['source']!r})"
+        )
+    if judgements["source"] == "local":
+        path = judgements["path"]
+        if not path:
+            yield "reval.judgements.source is 'local' but reval.judgements.path is empty"
+        elif not Path(path).is_file():
+            yield f"reval.judgements.path: {path} is not a file"
+    if _explicit_path(reval["encoder"]) and not Path(reval["encoder"]).expanduser().is_dir():
+        yield f"reval.encoder: {reval['encoder']} is not a folder (a local encoder saved with save_pretrained, or a hub name)"
+
+
+def _files(config: Mapping[str, Any]) -> Iterator[str]:
+    archive = config["corpus"]["archive"]
+    if config["corpus"]["source"] == "dailydialog" and archive and not Path(archive).is_file():
+        yield f"corpus.archive: {archive} is not a file"
+    for key in ("train", "eval"):
+        source = config[key]["word_vectors"]
+        if source and _looks_like_path(source) and not Path(source).expanduser().is_file():
+            yield f"{key}.word_vectors: {source} is not a file (a local word-vector file, or a gensim-data name)"
+
+
+def _models(config: Mapping[str, Any]) -> Iterator[str]:
+    from multiref.models import registry  # torch: only when the configuration has models to check
+
+    for name, spec in config["models"].items():
+        try:
+            registry.check_spec(name, spec)
+        except ConfigError as exc:
+            yield f"models.{name}: {exc}"
+
+
+CHECKS: tuple[Check, ...] = (_split, _teacher, _schedules, _reval, _files)
+
+
+def problems(config: Mapping[str, Any], models: bool = False) -> list[str]:
+    """Every cross-key problem of a schema-valid configuration (with its defaults filled in), one line each;
+    with ``models``, also those of the model entries (:func:`check_models`)."""
+    return [line for check in (*CHECKS, *((_models,) if models else ())) for line in check(config)]
+
+
+def _raise(found: list[str]) -> None:
+    if found:
+        raise ConfigError(found[0] if len(found) == 1 else "\n  " + "\n  ".join(found))
+
+
+def check(config: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` listing every cross-key problem but the models', if any (no torch needed)."""
+    _raise(problems(config))
+
+
+def check_models(config: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` listing every model entry whose network cannot be built (imports torch)."""
+    _raise(list(_models(config)))
+
+
+def _explicit_path(value: str) -> bool:
+    """A model value meant as a local folder: it starts with '/', '.' or '~' (a hub name may hold a '/')."""
+    return value.startswith(("/", ".", "~"))
+
+
+def _looks_like_path(value: str) -> bool:
+    """A word-vector value meant as a local file rather than a gensim-data name (those have no '/' and no
+    suffix), as :func:`multiref.models.embeddings.load_vectors` reads it."""
+    return "/" in value or value.startswith((".", "~")) or value.endswith((".txt", ".bin", ".gz", ".kv"))
