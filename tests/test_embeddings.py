@@ -109,7 +109,7 @@ def test_seq2seq_attn_trains_from_initial_word_vectors(tmp_path: Path) -> None:
     from multiref.models.data import load_vocabulary
     from multiref.models.stage import train_run
 
-    data = make_data(tmp_path / "data", n_dialogues=40)
+    data = make_data(tmp_path / "data", n_dialogues=24)
     write_setting(data["train"], "gt", 0, 2, tmp_path / "gt.parquet")
     vocab = load_vocabulary(data["vocab"])
     words = list(vocab.tokens)

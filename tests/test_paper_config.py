@@ -203,9 +203,14 @@ def test_every_stage_ran_at_the_papers_settings(paper_smoke: Path) -> None:
 
 
 def test_the_paper_smoke_plans_every_stage(tmp_path: Path) -> None:
-    """The override on top of config/config.yaml validates and plans `rule all` (fast; the build is below)."""
+    """The override on top of config/config.yaml validates and plans `rule all` (fast; the build is below). Its
+    local stand-ins must exist first: the configuration check refuses paths that do not."""
+    import subprocess
+    import sys
+
     from conftest import run_snakemake
 
+    subprocess.run([sys.executable, str(OVERRIDE_PATH.parent / "standins.py")], check=True, cwd=REPO, capture_output=True)
     text = run_snakemake("-n", "--configfile", str(OVERRIDE_PATH), "--config", f"root={tmp_path / 'r'}").stdout
     for rule in ("teacher", "hypotheses_shard", "train_model", "train_triples", "train_backward", "decode_mmi",
                  "reval_train", "table1", "table2", "table4", "table5", "table8", "table_mirror", "human_eval_sheet"):

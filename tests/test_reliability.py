@@ -57,7 +57,7 @@ def write_hypotheses(train: Path, folder: Path, n: int, texts: dict[tuple[int, i
 @pytest.fixture(scope="module")
 def hyp_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("reliability")
-    data = make_data(root, n_dialogues=40)
+    data = make_data(root, n_dialogues=24)
     manifest = write_hypotheses(data["train"], root / "hyps", 5)
     write_setting(data["train"], "hyp5", 5, 2, root / "hyp5.parquet")
     return data | {"root": root, "manifest": manifest, "setting": root / "hyp5.parquet"}

