@@ -38,16 +38,15 @@ from multiref.data.dailydialog import CORPUS_FILES
 from multiref.data.preprocess import PreprocessConfig, preprocess
 from multiref.data.settings import parse_setting, write_setting
 from multiref.errors import ChecksumError, ConfigError, CorpusError, MultirefError, OutputError
-from multiref.eval.reval import load_judgements
-from multiref.eval.reval_data import acquire_judgements
-from multiref.eval.stage import prepare_eval_vectors, run_metrics
+from multiref.reval.judgements import acquire_judgements, load_judgements
+from multiref.eval.run_metrics import prepare_eval_vectors, run_metrics
 from multiref.io import write_json, write_parquet, write_text
 from multiref.models import registry
 from multiref.models.data import collate, load_vocabulary, setting_examples
 from multiref.models.embeddings import write_initial_embeddings
-from multiref.models.stage import hypothesis_texts, train_run
+from multiref.models.run import hypothesis_texts, train_run
 from multiref.teacher.hypotheses import HYPOTHESIS_SCHEMA, ShardError, gather, shard_range
-from multiref.teacher.stage import build_teacher
+from multiref.teacher.build import build_teacher
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: 'cuda' is not an error here")
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from multiref.errors import ConfigError, MultirefError
-from multiref.models.embeddings import apply_embeddings, load_vectors, pretrained_embeddings, write_initial_embeddings
+from multiref.models.embeddings import apply_embeddings, pretrained_embeddings, write_initial_embeddings
+from multiref.vectors import load_vectors
 from multiref.models import registry
 from multiref.models.embeddings import word_embeddings
 from multiref.models.hred import HRED, HREDConfig
@@ -107,7 +108,7 @@ def test_seq2seq_attn_trains_from_initial_word_vectors(tmp_path: Path) -> None:
     from teacher_helpers import make_data
     from multiref.data.settings import write_setting
     from multiref.models.data import load_vocabulary
-    from multiref.models.stage import train_run
+    from multiref.models.run import train_run
 
     data = make_data(tmp_path / "data", n_dialogues=24)
     write_setting(data["train"], "gt", 0, 2, tmp_path / "gt.parquet")

@@ -10,7 +10,7 @@ import pytest
 from teacher_helpers import make_data
 from multiref.errors import MultirefError
 from multiref.eval.decode import DECODE_SCHEMA
-from multiref.eval.stage import prepare_eval_vectors, references, run_metrics, training_words
+from multiref.eval.run_metrics import prepare_eval_vectors, references, run_metrics, training_words
 from multiref.io import write_parquet
 
 

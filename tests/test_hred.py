@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from multiref.models.components import AdditiveAttention, LockedDropout
+from multiref.models.layers import AdditiveAttention, LockedDropout
 from multiref.models.hred import HRED, HREDConfig, parameter_count
 
 PAD, BOS, EOS = 0, 1, 2

@@ -1,4 +1,4 @@
-"""Tests of the pairwise human evaluation sheet (multiref.eval.human_sheet): sampling per method pair, hidden and
+"""Tests of the pairwise human evaluation sheet (multiref.mirror.human_sheet): sampling per method pair, hidden and
 randomised response order, seeding, HTML escaping, atomic writing, and scoring annotators' answers."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from multiref.errors import ConfigError, MultirefError
-from multiref.eval import human_sheet as H
+from multiref.mirror import human_sheet as H
 
 LABELS = ["Mirror", "HRED", "VHRED"]
 WORDS = {"Mirror": "alpha", "HRED": "beta", "VHRED": "gamma"}  # hypothesis text carries no label
@@ -237,7 +237,7 @@ def test_make_sheet_errors(corpus: tuple[Path, dict[str, Path]], tmp_path: Path)
 
 
 def test_command_line_scores_answers(tmp_path: Path, capsys) -> None:
-    from multiref.eval.human_sheet import main
+    from multiref.mirror.human_sheet import main
 
     key = tmp_path / "key.csv"
     key.write_text("item,method_pair,system,baseline,pair_id,first,second\n"

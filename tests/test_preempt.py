@@ -14,7 +14,7 @@ from multiref import preempt
 from multiref.data.settings import write_setting
 from multiref.models import registry
 from multiref.models.data import load_vocabulary, pair_examples
-from multiref.models.train import Schedule, train_model
+from multiref.models.trainer import Schedule, train_model
 from teacher_helpers import make_data
 
 SPEC = {"kind": "hred", "embedding_dim": 8, "floor_dim": 3, "hidden": 12, "dropout": 0.2}
@@ -125,7 +125,7 @@ def test_sigterm_to_a_training_job_exits_143_with_its_state_saved(data: dict[str
     def job(out: Path) -> str:
         return (
             "import torch\ntorch.set_num_threads(1)\nfrom pathlib import Path\n"
-            "from multiref.models.stage import train_run\nfrom multiref.workflow import step\n"
+            "from multiref.models.run import train_run\nfrom multiref.workflow import step\n"
             f"with step({str(out / 'job.log')!r}):\n"
             f"    train_run('tiny', {SPEC!r}, {train!r}, Path({str(data['gt'])!r}), Path({str(data['train'])!r}),"
             f" Path({str(data['dev'])!r}), Path({str(data['vocab'])!r}), None, Path({str(out / 'model.pt')!r}),"

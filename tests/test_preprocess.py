@@ -9,7 +9,7 @@ import pytest
 from conftest import dialogue, write_corpus
 from multiref.data.preprocess import PreprocessConfig, preprocess
 from multiref.errors import ConfigError, CorpusError
-from multiref.tables import table8, table8_caption
+from multiref.tables.corpus import table8, table8_caption
 
 SPLITS = ("train", "dev", "test")
 

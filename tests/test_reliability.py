@@ -4,17 +4,14 @@ outputs readable by colleagues, every error naming its culprit, and the workflow
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import multiprocessing
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -26,7 +23,7 @@ from multiref.data.preprocess import PreprocessConfig, preprocess
 from multiref.data.settings import write_setting
 from multiref.errors import ConfigError, CorpusError, MultirefError, OutputError
 from multiref.io import atomic_dir, atomic_path, content_digest, current_umask, write_json, write_parquet
-from multiref.models.stage import train_run
+from multiref.models.run import train_run
 from multiref.teacher.hypotheses import HYPOTHESIS_SCHEMA, gather
 from multiref.workflow import RootClaimed, claim_root, step
 
@@ -251,7 +248,7 @@ def test_an_unexpected_failure_puts_its_traceback_and_one_line_in_the_log(tmp_pa
             raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed (No space left on device)")
     assert stop.value.code == 1
     text = log.read_text()
-    line = f"multiref error: no space left on the device (RuntimeError: PytorchStreamWriter failed writing file data/0"
+    line = "multiref error: no space left on the device (RuntimeError: PytorchStreamWriter failed writing file data/0"
     assert "Traceback (most recent call last)" in text and line in text and f"(traceback in {log})" in text
     assert line in capsys.readouterr().err
     assert "multiref library: " + str(REPO / "src" / "multiref") in text
@@ -279,7 +276,7 @@ GOOD = {"bleu2": 0.1, "extrema": 0.2, "average": 0.3, "greedy": 0.4, "distinct1"
     ids=["missing-field", "string", "not-an-object"],
 )
 def test_a_bad_stage_file_names_the_file_and_the_field(tmp_path: Path, metrics: object, message: str) -> None:
-    from multiref.results import read_test
+    from multiref.tables.results import read_test
 
     test = run_dir(tmp_path, metrics)  # type: ignore[arg-type]
     with pytest.raises(MultirefError, match=message):
@@ -287,7 +284,7 @@ def test_a_bad_stage_file_names_the_file_and_the_field(tmp_path: Path, metrics: 
 
 
 def test_a_per_pair_file_without_a_column_is_named(tmp_path: Path) -> None:
-    from multiref.results import read_test
+    from multiref.tables.results import read_test
 
     test = run_dir(tmp_path, GOOD)
     pq.write_table(pa.table({"pair_id": [1], "bleu2": [0.1]}), test / "per_pair.parquet")
@@ -298,7 +295,7 @@ def test_a_per_pair_file_without_a_column_is_named(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def tiny_evaluator(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from test_reval import tiny_encoder_dir  # the tiny encoder of the Reval tests
-    from multiref.eval.reval import RevalConfig, build_reval, save_reval
+    from multiref.reval import RevalConfig, build_reval, save_reval
 
     folder = tmp_path_factory.mktemp("evaluator")
     encoder = tiny_encoder_dir(folder / "encoder")
@@ -308,7 +305,7 @@ def tiny_evaluator(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("name", ["reval_head.safetensors", "model.safetensors"])
 def test_a_truncated_evaluator_file_is_named(tiny_evaluator: Path, tmp_path: Path, name: str) -> None:
-    from multiref.eval.reval import load_reval
+    from multiref.reval import load_reval
 
     damaged = tmp_path / "model"
     shutil.copytree(tiny_evaluator, damaged)
@@ -327,8 +324,8 @@ def test_job_scripts_import_the_library_of_the_workflow_being_run(tmp_path: Path
     run its own src/: Snakemake copies the main process's sys.path behind the install's, so the scripts used to
     find this checkout's multiref first."""
     other = tmp_path / "other"
-    other.mkdir()
-    for part in ("Snakefile", "workflow", "src", "config", "profiles", "envs"):
+    other.mkdir()  # a checkout: the workflow, the library, the configuration
+    for part in ("workflow", "src", "config", "profiles", "envs"):
         (shutil.copytree if (REPO / part).is_dir() else shutil.copyfile)(REPO / part, other / part)
     root = tmp_path / "r"
     proc = subprocess.run([*SNAKEMAKE, "--cores", "1", "--configfile", "config/demo.yaml", "--config", f"root={root}", "--",

@@ -13,7 +13,7 @@ import yaml
 from conftest import REPO
 from multiref import paper
 from multiref.errors import ConfigError, MultirefError
-from multiref.results import (
+from multiref.tables.results import (
     Row,
     bootstrap_indices,
     data_label,

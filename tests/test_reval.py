@@ -1,4 +1,4 @@
-"""Tests of the Reval evaluator (multiref.eval.reval, reval_data, reval_stage): the head's formula, the authors'
+"""Tests of the Reval evaluator (the package multiref.reval): the head's formula, the authors'
 input layout and truncation, judgement loading errors, context-disjoint splits, correlations, next-utterance
 pre-training, synthetic judgements, the authors' AMT format, save/load, scoring stages, and (``shared``) a tiny
 training run on the real judgements."""
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from multiref.errors import ConfigError, MultirefError
-from multiref.eval import reval as R
+from multiref import reval as R
 
 
 
@@ -479,8 +479,8 @@ def test_supervised_loss_is_mse_on_the_1_to_5_scale(tmp_path: Path) -> None:
 # Judgements: synthetic, the authors' AMT format, acquisition
 
 from multiref.errors import ChecksumError  # noqa: E402
-from multiref.eval import reval_data as D  # noqa: E402
-from multiref.eval import reval_stage as S  # noqa: E402
+from multiref.reval import judgements as J, synthetic as D  # noqa: E402
+from multiref.reval import jobs as S  # noqa: E402
 
 TOY_DIST = {
     "how are you ?": {"fine thanks .": 0.5, "good , and you ?": 0.3, "not bad at all .": 0.2},
@@ -571,42 +571,42 @@ def amt(outlier: bool = False) -> dict[str, Any]:
 
 
 def test_amt_results_are_converted_and_outliers_dropped(tmp_path: Path) -> None:
-    items = D.amt_to_items(amt(outlier=True), "x.json")
+    items = J.amt_to_items(amt(outlier=True), "x.json")
     assert len(items) == 1
     it = items[0]
     assert it["context"] == "hello there .\nhow are you ?" and it["reference"] == ["fine thanks ."]
     assert it["annotations"]["appropriateness"] == [4, 5]  # w3's flagged overall left out
     assert it["annotations"]["content"] == [3, 3, 1]
-    assert D.amt_to_items(amt(outlier=False), "x.json")[0]["annotations"]["appropriateness"] == [4, 5, 1]
+    assert J.amt_to_items(amt(outlier=False), "x.json")[0]["annotations"]["appropriateness"] == [4, 5, 1]
     # from a zip (the Zenodo layout), with the member found by file name
     import zipfile
 
     z = tmp_path / "ACL2020_data.zip"
     with zipfile.ZipFile(z, "w") as archive:
         archive.writestr("ACL2020_data/dd_annotations.json", json.dumps(amt(True)))
-    assert D.read_judgement_items(z) == items
+    assert J.read_judgement_items(z) == items
     with pytest.raises(ConfigError, match=r"no member named 'other.json'.*dd_annotations.json"):
-        D.read_judgement_items(z, member="other.json")
+        J.read_judgement_items(z, member="other.json")
     with pytest.raises(ConfigError, match="dialogue 'd'"):
-        D.amt_to_items({"d": {"context": []}}, "x.json")
+        J.amt_to_items({"d": {"context": []}}, "x.json")
 
 
 def test_acquire_local_judgements_checks_and_converts(tmp_path: Path) -> None:
     src = write(tmp_path, [item(0), item(1)], "src.json")
     out = tmp_path / "reval" / "judgements.json"
-    info = D.acquire_judgements("local", out, path=str(src))
+    info = J.acquire_judgements("local", out, path=str(src))
     assert info["items"] == 2 and info["kind"] == "local" and len(info["sha256"]) == 64
     assert R.load_judgements(out)["score"].tolist() == [4.0, 4.0]
     with pytest.raises(ChecksumError, match="differs"):
-        D.acquire_judgements("local", tmp_path / "x.json", path=str(src), sha256="0" * 64)
+        J.acquire_judgements("local", tmp_path / "x.json", path=str(src), sha256="0" * 64)
     bad = write(tmp_path, [item(0), item(1, scores=[4, 9])], "bad.json")
     with pytest.raises(ConfigError, match=r"item 1, field 'annotations.appropriateness': score 9 outside 1..5"):
-        D.acquire_judgements("local", tmp_path / "bad_out.json", path=str(bad))
+        J.acquire_judgements("local", tmp_path / "bad_out.json", path=str(bad))
     assert not (tmp_path / "bad_out.json").exists() and not list(tmp_path.glob(".bad_out*"))  # no partial output
     with pytest.raises(ConfigError, match="not found"):
-        D.acquire_judgements("local", tmp_path / "y.json", path=str(tmp_path / "missing.json"))
+        J.acquire_judgements("local", tmp_path / "y.json", path=str(tmp_path / "missing.json"))
     with pytest.raises(ConfigError, match="url is empty"):
-        D.acquire_judgements("download", tmp_path / "y.json", url="")
+        J.acquire_judgements("download", tmp_path / "y.json", url="")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -712,7 +712,7 @@ def test_real_judgements_are_read_and_a_tiny_minilm_evaluator_trains(tmp_path: P
     except ConfigError as exc:
         pytest.skip(f"offline MiniLM encoder unavailable: {exc}")
     out = tmp_path / "reval" / "judgements.json"
-    info = D.acquire_judgements("local", out, path=str(JUDGEMENTS), sha256=REAL_SHA256)
+    info = J.acquire_judgements("local", out, path=str(JUDGEMENTS), sha256=REAL_SHA256)
     assert info["items"] == 900 and info["contexts"] == 100
     df = R.load_judgements(out)
     assert df["annotator_scores"].map(len).eq(4).all() and df["score"].between(1, 5).all()

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from multiref.errors import ConfigError
-from multiref.eval import reval as R
-from multiref.eval import reval_stage as S
+from multiref import reval as R
+from multiref.reval import jobs as S
 from test_reval import item, tiny_encoder_dir, write
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,7 +136,7 @@ def test_a_checkpoint_of_another_configuration_or_data_is_ignored(
     fresh = R.train_reval(tr, dev, other, tmp_path / "fresh", pretrain=pre, pretrain_examples=ex)
     with caplog.at_level(logging.INFO, logger="multiref"):
         ignored = R.train_reval(tr, dev, other, tmp_path / "m", pretrain=pre, pretrain_examples=ex, checkpoint=ckpt)
-    assert f"ignoring checkpoint {ckpt}: it was made with another configuration or data" in caplog.text
+    assert f"ignoring checkpoint {ckpt}: it was made with another configuration, model or input data" in caplog.text
     assert "resuming" not in caplog.text
     assert same(ignored, fresh) and same_weights(tmp_path / "m", tmp_path / "fresh")
     # other data (one score changed), same configuration: ignored as well
@@ -162,7 +162,7 @@ import json, sys
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-from multiref.eval.reval_stage import train_stage
+from multiref.reval.jobs import train_stage
 from multiref.workflow import step
 a = json.loads(sys.argv[1])
 with step(a["log"]):

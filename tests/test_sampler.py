@@ -6,7 +6,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.generation.logits_process import TopPLogitsWarper
 
 from multiref.teacher.sampler import nucleus_sample, sample, top_p_filter
-from multiref.teacher.train import collate
+from multiref.teacher.finetune import collate
 
 
 def reference(logits: torch.Tensor, top_p: float, keep: int = 1) -> torch.Tensor:

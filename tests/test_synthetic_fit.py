@@ -10,7 +10,7 @@ import torch
 
 from test_hred import batch
 from multiref.data.pairs import Vocabulary
-from multiref.eval.synthetic_fit import model_fit, response_log_likelihoods
+from multiref.eval.synthetic_distance import model_fit, response_log_likelihoods
 from multiref.models.data import Example
 from multiref.models.hred import HRED, HREDConfig
 from multiref.models.mhred import MHRED, MHREDConfig

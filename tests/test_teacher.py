@@ -14,7 +14,7 @@ from teacher_helpers import TINY_TEACHER, make_data, run_and_kill
 from multiref.errors import ConfigError
 from multiref.teacher.format import IGNORE, TeacherFormat
 from multiref.teacher.model import load_teacher, pretrained_model, resolve_device
-from multiref.teacher.stage import build_teacher
+from multiref.teacher.build import build_teacher
 from multiref.teacher.tokenizer import (
     TEACHER_SPECIALS,
     TeacherError,
@@ -113,7 +113,7 @@ def test_gpu_requested_but_absent() -> None:
 def train_code(data: dict[str, Path], out: Path) -> str:
     return (
         "from pathlib import Path\n"
-        "from multiref.teacher.stage import build_teacher\n"
+        "from multiref.teacher.build import build_teacher\n"
         f"build_teacher({TINY_TEACHER!r}, Path({str(data['sessions'])!r}), Path({str(data['train'])!r}),"
         f" Path({str(data['dev'])!r}), Path({str(out / 'model')!r}), Path({str(out / 'curve.csv')!r}),"
         f" Path({str(out / 'metrics.json')!r}), Path({str(out / 'work')!r}), 40, progress=False)\n"

@@ -34,7 +34,7 @@ from multiref.models.kd_data import (
 )
 from multiref.teacher.format import IGNORE, TeacherFormat
 from multiref.teacher.model import scratch_model
-from multiref.teacher.stage import build_teacher
+from multiref.teacher.build import build_teacher
 from multiref.teacher.tokenizer import train_bpe
 
 TEXTS = ["hello there , how are you ?", "i am fine , thank you .", "see you later !", "what color would you like ?"]
@@ -330,7 +330,7 @@ def test_tokkd_run_refuses_hypothesis_settings_and_a_missing_teacher(tmp_path: P
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from multiref.models.stage import tokkd_inputs
+    from multiref.models.run import tokkd_inputs
 
     setting = tmp_path / "hyp5.parquet"
     pq.write_table(pa.table({"pair_id": [0, 0], "hyp_index": [0, 1]}), setting)

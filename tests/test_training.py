@@ -12,8 +12,8 @@ from multiref.data.settings import write_setting
 from multiref.errors import ConfigError, MultirefError
 from multiref.models import registry
 from multiref.models.data import collate, load_vocabulary, pair_examples, setting_examples
-from multiref.models.stage import train_run
-from multiref.models.train import Schedule, TrainingDiverged, train_model
+from multiref.models.run import train_run
+from multiref.models.trainer import Schedule, TrainingDiverged, train_model
 
 SPEC = {"kind": "vhred", "prior": "lgm", "components": 2, "embedding_dim": 8, "floor_dim": 3, "hidden": 12,
         "latent_dim": 4, "dropout": 0.2, "anneal_steps": 20}
@@ -51,7 +51,7 @@ def test_killed_run_resumes_to_the_same_weights(data: dict[str, Path], tmp_path:
     run(data, straight)
     killed = tmp_path / "killed"
     code = (
-        "from pathlib import Path\nfrom multiref.models.stage import train_run\n"
+        "from pathlib import Path\nfrom multiref.models.run import train_run\n"
         f"train_run('tiny', {SPEC!r}, {TRAIN!r}, Path({str(data['gt'])!r}), Path({str(data['train'])!r}),"
         f" Path({str(data['dev'])!r}), Path({str(data['vocab'])!r}), None, Path({str(killed / 'model.pt')!r}),"
         f" Path({str(killed / 'log.csv')!r}), Path({str(killed / 'info.json')!r}), Path({str(killed / 'work')!r}), progress=False)\n"

@@ -1,4 +1,4 @@
-"""Mirror's (c, x, y) triples (multiref.data.triples): windows, filters, vocabulary, schema."""
+"""Mirror's (c, x, y) triples (multiref.mirror.triples): windows, filters, vocabulary, schema."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from multiref.data.dailydialog import Session
 from multiref.data.pairs import PAIR_SCHEMA, SPECIAL_TOKENS
 from multiref.data.preprocess import sessions_table
-from multiref.data.triples import TripleConfig, build_triples, write_triples
+from multiref.mirror.triples import TripleConfig, build_triples, write_triples
 from multiref.errors import ConfigError
 from multiref.io import read_parquet_metadata
 from multiref.models.data import collate, load_vocabulary, pair_examples
@@ -146,7 +146,7 @@ def test_backward_examples_turn_each_triple_around(tmp_path: Path) -> None:
 
 def test_teacher_hypotheses_follow_the_pair_of_the_same_turn(tmp_path: Path) -> None:
     from multiref.data.pairs import build_pairs, build_vocabulary
-    from multiref.data.triples import triple_hypotheses
+    from multiref.mirror.triples import triple_hypotheses
     from multiref.errors import MultirefError
 
     sessions = [session(0, "train", FIVE), session(1, "train", FIVE[::-1])]

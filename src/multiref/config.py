@@ -105,7 +105,127 @@ def _models(config: Mapping[str, Any]) -> Iterator[str]:
             yield f"models.{name}: {exc}"
 
 
-CHECKS: tuple[Check, ...] = (_split, _teacher, _schedules, _reval, _files)
+def setting_problem(name: str, n_hypotheses: int) -> str | None:
+    """Why a data setting name cannot be built (no Table 9 budget, more hypotheses than the teacher samples,
+    not a setting name), or None."""
+    from multiref.data.settings import parse_setting
+
+    try:
+        setting = parse_setting(name)
+        setting.epochs  # noqa: B018 (raises for a setting without a budget in Table 9)
+    except ConfigError as exc:
+        return str(exc)
+    if setting.k > n_hypotheses:
+        return f"{name!r} needs {setting.k} hypotheses per pair but teacher.sampling.n is {n_hypotheses}"
+    return None
+
+
+def _settings(config: Mapping[str, Any]) -> Iterator[str]:
+    for name in config["settings"]["names"]:
+        problem = setting_problem(name, config["teacher"]["sampling"]["n"])
+        if problem:
+            yield f"settings.names: {problem}"
+
+
+def run_pairs(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (model, setting) runs that ``rule all`` trains: ``runs.models`` x ``runs.settings``, then ``runs.extra``."""
+    runs = config["runs"]
+    pairs = [(m, d) for m in runs["models"] for d in runs["settings"]]
+    pairs += [tuple(item.split("/", 1)) for item in runs["extra"]]  # type: ignore[misc]
+    return list(dict.fromkeys(pairs))
+
+
+def _runs(config: Mapping[str, Any]) -> Iterator[str]:
+    for name, data in run_pairs(config):
+        if name not in config["models"]:
+            yield f"runs: unknown model {name!r}"
+        if data not in config["settings"]["names"]:
+            yield f"runs: data setting {data!r} is not in settings.names"
+
+
+def _configured(config: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(config["models"]))
+
+
+def table4_settings(config: Mapping[str, Any]) -> list[str]:
+    """The data settings of Table 4's rows: hypK and gt+hypK for each K of ``tables.table4.hypotheses``."""
+    return [name for k in config["tables"]["table4"]["hypotheses"] for name in (f"hyp{k}", f"gt+hyp{k}")]
+
+
+def _row(config: Mapping[str, Any], table: str, model: str, data: str) -> Iterator[str]:
+    if model == "teacher":
+        if data != "gt":
+            yield f"tables.{table}: the teacher row is trained on 'gt', not {data!r}"
+        return
+    if model not in config["models"]:
+        yield f"tables.{table}: unknown model {model!r}; configured models: {_configured(config)}"
+    elif data not in config["settings"]["names"]:
+        yield f"tables.{table}: data setting {data!r} is not in settings.names"
+
+
+def _tables(config: Mapping[str, Any]) -> Iterator[str]:
+    tables = config["tables"]
+    for table in ("table1", "table2"):
+        for row in tables[table]:
+            yield from _row(config, table, row["model"], row["data"])
+    if tables["table4"]["model"]:
+        for data in table4_settings(config):
+            yield from _row(config, "table4", tables["table4"]["model"], data)
+    model = tables["table5"]["model"]
+    if model:
+        problems = list(_row(config, "table5", model, tables["table5"]["data"]))
+        yield from problems
+        if not problems and config["models"][model].get("prior") not in ("gmm", "lgm"):
+            yield f"tables.table5: model {model!r} has no mixture prior (prior: gmm or lgm)"
+
+
+MMI_SUFFIX = "+mmi"
+
+
+def _mirror(config: Mapping[str, Any]) -> Iterator[str]:
+    mirror = config["mirror"]
+    systems = mirror["systems"]
+    if not systems:
+        return
+    if systems[0]["role"] != "mirror":
+        yield "mirror.systems: the first row is the reference Mirror system (role: mirror)"
+    if not any(s["role"] == "baseline" for s in systems):
+        yield "mirror.systems: no row with role: baseline to compare with"
+    if "reval" not in config:
+        yield "mirror.systems: the pairwise table's judge is the learned evaluator; configure `reval`"
+    unknown = sorted(set(mirror["train"]) - set(config["train"]))
+    if unknown:
+        yield f"mirror.train: unknown key(s) {unknown}; it overrides keys of `train` ({', '.join(sorted(config['train']))})"
+    labels = [s["label"] for s in systems]
+    if len(set(labels)) != len(labels):
+        yield f"mirror.systems: labels must be unique, got {labels}"
+    for system in systems:
+        yield from _mirror_system(config, system)
+
+
+def _mirror_system(config: Mapping[str, Any], system: Mapping[str, Any]) -> Iterator[str]:
+    mirror, models = config["mirror"], config["models"]
+    where = f"mirror.systems ({system['label']})"
+    model = system["model"].removesuffix(MMI_SUFFIX)
+    if model not in models:
+        yield f"{where}: unknown model {model!r}; configured models: {_configured(config)}"
+        return
+    problem = setting_problem(system["data"], config["teacher"]["sampling"]["n"])
+    if problem:
+        yield f"{where}: {problem}"
+    if system["model"].endswith(MMI_SUFFIX):
+        backward = mirror["backward"]
+        if not backward or backward not in models:
+            yield f"{where}: an MMI system needs mirror.backward, the name of a seq2seq_attn model (got {backward!r})"
+            return
+        for name in (model, backward):
+            if models[name]["kind"] != "seq2seq_attn":
+                yield f"{where}: MMI reranks with seq2seq_attn models; {name!r} is a {models[name]['kind']}"
+    if models[model]["kind"] == "hred_tokkd":
+        yield f"{where}: hred_tokkd distils the teacher's BPE distributions; it has no triples version"
+
+
+CHECKS: tuple[Check, ...] = (_split, _teacher, _schedules, _reval, _files, _settings, _runs, _tables, _mirror)
 
 
 def problems(config: Mapping[str, Any], models: bool = False) -> list[str]:
@@ -136,5 +256,5 @@ def _explicit_path(value: str) -> bool:
 
 def _looks_like_path(value: str) -> bool:
     """A word-vector value meant as a local file rather than a gensim-data name (those have no '/' and no
-    suffix), as :func:`multiref.models.embeddings.load_vectors` reads it."""
+    suffix), as :func:`multiref.vectors.load_vectors` reads it."""
     return "/" in value or value.startswith((".", "~")) or value.endswith((".txt", ".bin", ".gz", ".kv"))

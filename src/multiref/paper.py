@@ -93,7 +93,7 @@ TABLE5: dict[int, dict[str, float | str]] = {
 # Li, Kiseleva & de Rijke (2021, "Mirror"), Table 1(b): human pairwise evaluation on DailyDialog, as printed.
 # Keyed by the baseline's label; the shares of 200 test dialogues (3 MTurk annotators each) in which Mirror's
 # response was judged more appropriate (wins), less appropriate (losses) or equally so (ties). Human judges,
-# not a learned evaluator: reference only, shown next to the learned judge's shares (multiref.eval.pairwise).
+# not a learned evaluator: reference only, shown next to the learned judge's shares (multiref.mirror.pairwise).
 MIRROR_HUMAN: dict[str, dict[str, float]] = {
     "Seq2SeqAttn": {"wins": 0.50, "losses": 0.26, "ties": 0.24},
     "HRED": {"wins": 0.49, "losses": 0.32, "ties": 0.19},

@@ -1,30 +1,31 @@
-# Configuration validation, output paths and guards shared by every stage.
+# The configuration, output paths, wildcard constraints and input functions shared by every stage. What a
+# configuration may contain is checked by the schema and by the library (multiref.config), before any job.
 import sys
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 sys.path.insert(
-    0, str(Path(workflow.basedir) / "src")
+    0, str(Path(workflow.basedir).parent / "src")
 )  # the library, even when not installed
 
-from multiref.config import check as check_config, check_models
+from multiref import config as checks
 from multiref.data.settings import parse_setting
 from multiref.errors import ConfigError
-from multiref.workflow import claim_root, RootClaimed
+from multiref.workflow import claim_root
 
 validate(config, schema="../schemas/config.schema.yaml")
-# Constraints between keys (multiref.config); a cluster job re-parses the workflow, the main process checked it.
+# Constraints between keys; a cluster job re-parses the workflow, the main process checked it.
 if workflow.is_main_process:
     try:
-        check_config(config)
+        checks.check(config)
     except ConfigError as exc:
         raise WorkflowError(f"configuration: {exc}")
 
 ROOT = config["root"].rstrip("/")
 RUN_STAMP = Path(ROOT) / ".multiref-run"
-SPLITS = ["train", "dev", "test"]
+SETTING = r"gt|hyp\d+|gt\+hyp\d+"  # the data-setting wildcards (workflow/Snakefile)
 
 
 def out(path):
@@ -55,59 +56,34 @@ def stamp_run():
     two runs that start together on a new root with different run_names, one is refused).
     """
     try:
-        check_models(config)
+        checks.check_models(config)
         claim_root(RUN_STAMP, config["run_name"])
     except ConfigError as exc:
         raise WorkflowError(f"configuration: {exc}")
-
-
-def corpus_archive():
-    """Archive read by the corpus step: the generated one, a local copy, or none (download)."""
-    if config["corpus"]["source"] == "synthetic":
-        return rules.synthetic_corpus.output.archive
-    if config["corpus"]["archive"]:
-        return config["corpus"]["archive"]
-    return []
 
 
 LIGHT = {
     "mem_mb": config["resources"]["light_mem_mb"],
     "runtime": config["resources"]["light_runtime"],
 }
+TABLES = config["tables"]
+MIRROR = config["mirror"]
+MIRROR_SYSTEMS = MIRROR["systems"]
+MMI_SUFFIX = f"{chr(43)}mmi"  # chr(43): snakemake --lint reads a plus after a quote as path composition
+REVAL_SCORES = "reval" in config  # the learned evaluator's scores join the tables
+
+
+def corpus_archive():
+    """Archive read by the corpus step: the generated one, a local copy, or none (download)."""
+    if config["corpus"]["source"] == "synthetic":
+        return rules.synthetic_corpus.output.archive
+    return config["corpus"]["archive"] or []
 
 
 HYPOTHESIS_SHARDS = [
     out(f"teacher/hypotheses/shard{i:04d}.parquet")
     for i in range(config["teacher"]["shards"])
 ]
-
-
-def check_setting(name, where):
-    """The setting ``name``, or an error naming ``where`` (a key or target) and the value.
-
-    It must have an epoch budget in the paper's Table 9 and K <= teacher.sampling.n.
-    """
-    try:
-        setting = parse_setting(name)
-        setting.epochs
-    except ConfigError as exc:
-        raise WorkflowError(f"{where}: {exc}")
-    if setting.k > config["teacher"]["sampling"]["n"]:
-        raise WorkflowError(
-            f"{where}: {name!r} needs {setting.k} hypotheses per pair but "
-            f"teacher.sampling.n is {config['teacher']['sampling']['n']}"
-        )
-    return setting
-
-
-for _name in config["settings"]["names"]:
-    check_setting(_name, "settings.names")
-SETTINGS = [
-    out(f"data/settings/{name}.parquet") for name in config["settings"]["names"]
-]
-TEACHER_FIT = (
-    [out("teacher/fit.json")] if config["corpus"]["source"] == "synthetic" else []
-)
 
 
 def model_spec(wildcards):
@@ -119,125 +95,125 @@ def model_spec(wildcards):
     return config["models"][wildcards.model]
 
 
-def setting_inputs(wildcards):
-    """A data setting needs the teacher's hypotheses only when it uses some (gt alone does not)."""
-    inputs = {"train": out("data/pairs/train.parquet")}
-    target = out(f"data/settings/{wildcards.setting}.parquet")
-    if check_setting(wildcards.setting, target).k > 0:
-        inputs["hypotheses"] = out("teacher/hypotheses/manifest.json")
+def checked_setting(name, where):
+    """The data setting ``name``, or an error naming ``where`` (a target) and the value."""
+    problem = checks.setting_problem(name, config["teacher"]["sampling"]["n"])
+    if problem:
+        raise WorkflowError(f"{where}: {problem}")
+    return parse_setting(name)
+
+
+# Inputs of the jobs that exist for pairs and for Mirror's triples alike.
+
+
+def setting_inputs(train, settings):
+    """Inputs of a data setting in the folder ``settings``: the training examples ``train``, and the teacher's
+    hypotheses when it uses some (gt alone does not)."""
+
+    def inputs(wildcards):
+        found = {"train": out(train)}
+        target = out(f"{settings}/{wildcards.setting}.parquet")
+        if checked_setting(wildcards.setting, target).k > 0:
+            found["hypotheses"] = out("teacher/hypotheses/manifest.json")
+        return found
+
     return inputs
 
 
-def run_inputs(wildcards):
-    """Inputs of one training run; hypotheses only for settings that use them."""
-    model_spec(wildcards)
-    inputs = {
-        "setting": out(f"data/settings/{wildcards.data}.parquet"),
-        "train": out("data/pairs/train.parquet"),
-        "dev": out("data/pairs/dev.parquet"),
-        "vocab": out("data/vocab.parquet"),
-    }
-    if parse_setting(wildcards.data).k > 0:
-        inputs["hypotheses"] = out("teacher/hypotheses/manifest.json")
-    if config["models"][wildcards.model]["kind"] == "hred_tokkd":
-        inputs["teacher"] = out("teacher/model")  # distils the teacher's distributions
-    elif config["train"]["word_vectors"]:
-        inputs["embeddings"] = out("data/word_vectors/init.npy")
+def run_inputs(examples):
+    """Inputs of one training run on ``examples``: "pairs", "triples" (Mirror's), or "backward" (MMI's p(x|y))."""
+    data = {
+        "pairs": (
+            "data/settings/{data}.parquet",
+            "data/pairs/train.parquet",
+            "data/pairs/dev.parquet",
+            "data/vocab.parquet",
+        ),
+        "triples": (
+            "mirror/data/settings/{data}.parquet",
+            "mirror/data/train.parquet",
+            "mirror/data/dev.parquet",
+            "mirror/data/vocab.parquet",
+        ),
+        "backward": (
+            "mirror/data/backward/settings/gt.parquet",
+            "mirror/data/backward/train.parquet",
+            "mirror/data/backward/dev.parquet",
+            "mirror/data/vocab.parquet",
+        ),
+    }[examples]
+    vectors = (
+        "data/word_vectors/init.npy"
+        if examples == "pairs"
+        else "mirror/data/word_vectors/init.npy"
+    )
+
+    def inputs(wildcards):
+        model_spec(wildcards)
+        found = {
+            key: out(path.format(data=getattr(wildcards, "data", "gt")))
+            for key, path in zip(("setting", "train", "dev", "vocab"), data)
+        }
+        if examples != "backward" and parse_setting(wildcards.data).k > 0:
+            found["hypotheses"] = out("teacher/hypotheses/manifest.json")
+            if examples == "triples":
+                found["pairs"] = out(
+                    "data/pairs/train.parquet"
+                )  # the pairs the hypotheses belong to
+        if config["models"][wildcards.model]["kind"] == "hred_tokkd":
+            found["teacher"] = out(
+                "teacher/model"
+            )  # distils the teacher's distributions
+        elif config["train"]["word_vectors"]:
+            found["embeddings"] = out(vectors)
+        return found
+
     return inputs
 
 
 def decode_inputs(wildcards):
     """A trained run, the test pairs, and what its vocabulary comes from."""
-    kind = model_spec(wildcards)["kind"]
     inputs = {
         "model": out(f"runs/{wildcards.model}/{wildcards.data}/model.pt"),
         "test": out("data/pairs/test.parquet"),
         "vocab": out("data/vocab.parquet"),
     }
-    if kind == "hred_tokkd":
+    if model_spec(wildcards)["kind"] == "hred_tokkd":
         inputs["teacher"] = out("teacher/model")
     return inputs
 
 
-_RUN_PAIRS = [
-    (m, d) for m in config["runs"]["models"] for d in config["runs"]["settings"]
-]
-_RUN_PAIRS += [
-    tuple(item.partition(chr(47))[::2]) for item in config["runs"]["extra"]
-]  # "model/setting"
-for _name, _data in _RUN_PAIRS:
-    if _name not in config["models"]:
-        raise WorkflowError(f"runs: unknown model {_name!r}")
-    if _data not in config["settings"]["names"]:
-        raise WorkflowError(f"runs: data setting {_data!r} is not in settings.names")
-RUNS = [out(f"runs/{m}/{d}/model.pt") for m, d in dict.fromkeys(_RUN_PAIRS)]
-
-
-# Tables: the runs their rows name, checked before any job runs (workflow/rules/tables.smk).
-REVAL_SCORES = (
-    "reval" in config
-)  # the learned evaluator's scores join the tables when it is configured
-TABLES = config["tables"]
-
-
-def _check_row(table, model, data):
-    if model == "teacher":
-        if data != "gt":
-            raise WorkflowError(
-                f"tables.{table}: the teacher row is trained on 'gt', not {data!r}"
-            )
-        return
-    if model not in config["models"]:
+def mmi_backward_model(wildcards):
+    """The backward model p(x|y) an MMI system reranks with, or an error naming the unset key."""
+    if not MIRROR["backward"]:
         raise WorkflowError(
-            f"tables.{table}: unknown model {model!r}; configured models: {', '.join(sorted(config['models']))}"
+            f"{wildcards.model}+mmi: MMI needs mirror.backward, the name of a seq2seq_attn model (it is not set)"
         )
-    if data not in config["settings"]["names"]:
-        raise WorkflowError(
-            f"tables.{table}: data setting {data!r} is not in settings.names"
-        )
+    return out(f"mirror/backward/{MIRROR['backward']}/model.pt")
 
 
-def test_dir(model, data):
+def run_dir(model, data, base=""):
+    """Folder of a training run (``base`` "mirror/" for runs on triples)."""
+    return out(f"{base}runs/{model}/{data}")
+
+
+def test_dir(model, data, base=""):
     """Folder of a row's test outputs (the teacher's, or a run's)."""
     return (
-        out("teacher/test") if model == "teacher" else out(f"runs/{model}/{data}/test")
-    )
-
-
-def row_files(model, data):
-    """Every file a table row reads: test metrics, perplexity, Reval scores, and the run's info."""
-    base = test_dir(model, data)
-    files = [
-        f"{base}/{name}"
-        for name in ("metrics.json", "perplexity.json", "per_pair.parquet")
-    ]
-    if REVAL_SCORES:
-        files += [f"{base}/reval.json", f"{base}/reval.parquet"]
-    files.append(
-        out("teacher/metrics.json")
+        out("teacher/test")
         if model == "teacher"
-        else out(f"runs/{model}/{data}/info.json")
+        else f"{run_dir(model, data, base)}/test"
     )
+
+
+def row_files(model, data, base=""):
+    """Every file a table row reads: test metrics, perplexity, Reval scores, and the run's info."""
+    names = ["metrics.json", "perplexity.json", "per_pair.parquet"]
+    names += ["reval.json", "reval.parquet"] if REVAL_SCORES else []
+    files = [f"{test_dir(model, data, base)}/{name}" for name in names]
+    info = "teacher/metrics.json" if model == "teacher" else None
+    files.append(out(info) if info else f"{run_dir(model, data, base)}/info.json")
     return files
-
-
-for _table in ("table1", "table2"):
-    for _row in TABLES[_table]:
-        _check_row(_table, _row["model"], _row["data"])
-if TABLES["table4"]["model"]:
-    for _k in TABLES["table4"]["hypotheses"]:
-        for _data in (f"hyp{_k}", f"gt+hyp{_k}"):
-            _check_row("table4", TABLES["table4"]["model"], _data)
-if TABLES["table5"]["model"]:
-    _check_row("table5", TABLES["table5"]["model"], TABLES["table5"]["data"])
-    if config["models"][TABLES["table5"]["model"]].get("prior") not in ("gmm", "lgm"):
-        raise WorkflowError(
-            f"tables.table5: model {TABLES['table5']['model']!r} has no mixture prior (prior: gmm or lgm)"
-        )
-
-TABLE4_SETTINGS = [
-    name for k in TABLES["table4"]["hypotheses"] for name in (f"hyp{k}", f"gt+hyp{k}")
-]
 
 
 def table5_inputs(wildcards):
@@ -252,148 +228,21 @@ def table5_inputs(wildcards):
     return inputs
 
 
-_TABLE_RUNS = [(r["model"], r["data"]) for t in ("table1", "table2") for r in TABLES[t]]
-_TABLE_RUNS += [(TABLES["table4"]["model"], d) for d in TABLE4_SETTINGS]
+RUN_PAIRS = checks.run_pairs(config)
+TABLE4_SETTINGS = checks.table4_settings(config)
+TABLE_RUNS = [(r["model"], r["data"]) for t in ("table1", "table2") for r in TABLES[t]]
+TABLE_RUNS += [(TABLES["table4"]["model"], d) for d in TABLE4_SETTINGS]
 SYNTHETIC_RUNS = [
     (m, d)
-    for m, d in dict.fromkeys(_RUN_PAIRS + _TABLE_RUNS)
+    for m, d in dict.fromkeys(RUN_PAIRS + TABLE_RUNS)
     if m in config["models"] and config["models"][m]["kind"] != "hred_tokkd"
 ]
-
-
 TABLE_OUTPUTS = [out("table1.csv"), out("table2.csv")]
 TABLE_OUTPUTS += [out("table4.csv")] if TABLES["table4"]["model"] else []
 TABLE_OUTPUTS += [out("table5.csv")] if TABLES["table5"]["model"] else []
 TABLE_OUTPUTS += (
     [out("table_synthetic.csv")] if config["corpus"]["source"] == "synthetic" else []
 )
-
-
-# Mirror (workflow/rules/mirror.smk): triples, the runs on them, the Mirror table and the human-evaluation sheet.
-MIRROR = config["mirror"]
-MIRROR_SYSTEMS = MIRROR["systems"]
-MMI_SUFFIX = f"{chr(43)}mmi"  # written with chr(43): snakemake --lint reads a plus after a quote as path composition
-
-
-def _check_mirror():
-    if not MIRROR_SYSTEMS:
-        return
-    if MIRROR_SYSTEMS[0]["role"] != "mirror":
-        raise WorkflowError(
-            "mirror.systems: the first row is the reference Mirror system (role: mirror)"
-        )
-    if not any(s["role"] == "baseline" for s in MIRROR_SYSTEMS):
-        raise WorkflowError(
-            "mirror.systems: no row with role: baseline to compare with"
-        )
-    if not REVAL_SCORES:
-        raise WorkflowError(
-            "mirror.systems: the pairwise table's judge is the learned evaluator; configure `reval`"
-        )
-    unknown = sorted(set(MIRROR["train"]) - set(config["train"]))
-    if unknown:
-        raise WorkflowError(
-            f"mirror.train: unknown key(s) {unknown}; it overrides keys of `train` ({', '.join(sorted(config['train']))})"
-        )
-    labels = [s["label"] for s in MIRROR_SYSTEMS]
-    if len(set(labels)) != len(labels):
-        raise WorkflowError(f"mirror.systems: labels must be unique, got {labels}")
-    for s in MIRROR_SYSTEMS:
-        where = f"mirror.systems ({s['label']})"
-        model = s["model"].removesuffix(MMI_SUFFIX)
-        if model not in config["models"]:
-            raise WorkflowError(
-                f"{where}: unknown model {model!r}; configured models: {', '.join(sorted(config['models']))}"
-            )
-        check_setting(s["data"], where)
-        if s["model"].endswith(MMI_SUFFIX):
-            if not MIRROR["backward"] or MIRROR["backward"] not in config["models"]:
-                raise WorkflowError(
-                    f"{where}: an MMI system needs mirror.backward, the name of a seq2seq_attn model (got {MIRROR['backward']!r})"
-                )
-            for name in (model, MIRROR["backward"]):
-                if config["models"][name]["kind"] != "seq2seq_attn":
-                    raise WorkflowError(
-                        f"{where}: MMI reranks with seq2seq_attn models; {name!r} is a {config['models'][name]['kind']}"
-                    )
-        if config["models"][model]["kind"] == "hred_tokkd":
-            raise WorkflowError(
-                f"{where}: hred_tokkd distils the teacher's BPE distributions; it has no triples version"
-            )
-
-
-_check_mirror()
-
-
-def triple_run_inputs(wildcards):
-    """Inputs of one training run on the triples; the teacher's hypotheses for hypK settings."""
-    model_spec(wildcards)
-    inputs = {
-        "setting": out(f"mirror/data/settings/{wildcards.data}.parquet"),
-        "train": out("mirror/data/train.parquet"),
-        "dev": out("mirror/data/dev.parquet"),
-        "vocab": out("mirror/data/vocab.parquet"),
-    }
-    if parse_setting(wildcards.data).k > 0:
-        inputs["hypotheses"] = out("teacher/hypotheses/manifest.json")
-        inputs["pairs"] = out(
-            "data/pairs/train.parquet"
-        )  # the pairs the hypotheses belong to
-    if config["train"]["word_vectors"]:
-        inputs["embeddings"] = out("mirror/data/word_vectors/init.npy")
-    return inputs
-
-
-def mmi_backward_model(wildcards):
-    """The backward model p(x|y) an MMI system reranks with, or an error naming the unset key."""
-    if not MIRROR["backward"]:
-        raise WorkflowError(
-            f"{wildcards.model}+mmi: MMI needs mirror.backward, the name of a seq2seq_attn model (it is not set)"
-        )
-    return out(f"mirror/backward/{MIRROR['backward']}/model.pt")
-
-
-def backward_run_inputs(wildcards):
-    """Inputs of MMI's backward model p(x|y): the triples turned around (context [y], response x)."""
-    model_spec(wildcards)
-    inputs = {
-        "setting": out("mirror/data/backward/settings/gt.parquet"),
-        "train": out("mirror/data/backward/train.parquet"),
-        "dev": out("mirror/data/backward/dev.parquet"),
-        "vocab": out("mirror/data/vocab.parquet"),
-    }
-    if config["train"]["word_vectors"]:
-        inputs["embeddings"] = out("mirror/data/word_vectors/init.npy")
-    return inputs
-
-
-def triple_setting_inputs(wildcards):
-    inputs = {"train": out("mirror/data/train.parquet")}
-    target = out(f"mirror/data/settings/{wildcards.setting}.parquet")
-    if check_setting(wildcards.setting, target).k > 0:
-        inputs["hypotheses"] = out("teacher/hypotheses/manifest.json")
-    return inputs
-
-
-def mirror_run_dir(model, data):
-    return out(f"mirror/runs/{model}/{data}")
-
-
-def mirror_row_files(model, data):
-    """What a row of the Mirror table reads: test metrics, perplexity, Reval scores, run info."""
-    base = mirror_run_dir(model, data)
-    names = (
-        "metrics.json",
-        "perplexity.json",
-        "per_pair.parquet",
-        "reval.json",
-        "reval.parquet",
-    )
-    files = [f"{base}/test/{n}" for n in names]
-    files.append(f"{base}/info.json")
-    return files
-
-
 MIRROR_PAIRS = [
     (m["label"], b["label"])
     for m in MIRROR_SYSTEMS
@@ -408,8 +257,20 @@ MIRROR_TABLES = (
     if MIRROR_SYSTEMS
     else []
 )
-MIRROR_OUTPUTS = (
-    [out("table_mirror.csv"), out("mirror/human_eval/sheet.csv")]
-    if MIRROR_SYSTEMS
-    else []
-)
+
+
+def get_final_output():
+    """What `snakemake` builds without a target (the inputs of `all`): Table 8, the tables and their runs, the Mirror
+    table and its human-evaluation sheet, the report's items, the hypotheses and data settings, and the demo's
+    distance of the teacher to the synthetic truth."""
+    final = [out("table8.csv"), out("table8.tex"), *TABLE_OUTPUTS]
+    if MIRROR_SYSTEMS:
+        final += [out("table_mirror.csv"), out("mirror/human_eval/sheet.csv")]
+    final += REPORT_OUTPUTS + [out("teacher/hypotheses/manifest.json")]
+    final += [
+        out(f"data/settings/{name}.parquet") for name in config["settings"]["names"]
+    ]
+    if config["corpus"]["source"] == "synthetic":
+        final.append(out("teacher/fit.json"))
+    final += [f"{run_dir(m, d)}/model.pt" for m, d in RUN_PAIRS]
+    return final

@@ -68,3 +68,24 @@ rule preprocess:
         data=config["data"],
     script:
         "../scripts/preprocess.py"
+
+
+# The training data settings of the paper (gt, hypK, gt+hypK): an index into the pairs and hypotheses.
+
+
+rule data_setting:
+    input:
+        unpack(setting_inputs("data/pairs/train.parquet", "data/settings")),
+    output:
+        index=out("data/settings/{setting}.parquet"),
+    log:
+        log_path("data_setting_{setting}"),
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        **LIGHT,
+    params:
+        available=config["teacher"]["sampling"]["n"],
+        gt_copies=config["settings"]["gt_copies"],
+    script:
+        "../scripts/data_setting.py"

@@ -31,7 +31,7 @@ rule triples:
 
 use rule data_setting as triple_setting with:
     input:
-        unpack(triple_setting_inputs),
+        unpack(setting_inputs("mirror/data/train.parquet", "mirror/data/settings")),
     output:
         index=out("mirror/data/settings/{setting}.parquet"),
     log:
@@ -63,7 +63,7 @@ use rule word_vectors as triple_word_vectors with:
 
 use rule train_model as train_triples with:
     input:
-        unpack(triple_run_inputs),
+        unpack(run_inputs("triples")),
     output:
         model=out("mirror/runs/{model}/{data}/model.pt"),
         log=out("mirror/runs/{model}/{data}/log.csv"),
@@ -81,7 +81,7 @@ use rule train_model as train_triples with:
 
 use rule train_model as train_backward with:
     input:
-        unpack(backward_run_inputs),
+        unpack(run_inputs("backward")),
     output:
         model=out("mirror/backward/{model}/model.pt"),
         log=out("mirror/backward/{model}/log.csv"),
@@ -90,8 +90,6 @@ use rule train_model as train_backward with:
         log_path("train_backward_{model}"),
     benchmark:
         out("mirror/backward/{model}/benchmark.tsv")
-    wildcard_constraints:
-        model=r"[a-z0-9_]+",
     params:
         spec=model_spec,
         train=MIRROR_TRAIN,
@@ -131,9 +129,6 @@ rule decode_mmi:
         log_path("decode_mmi_{model}_{data}"),
     benchmark:
         out("mirror/runs/{model}+mmi/{data}/test/benchmark.tsv")
-    wildcard_constraints:
-        model=r"[a-z0-9_]+",
-        data=r"gt|hyp\d+|gt\+hyp\d+",
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["gpu_threads"]
@@ -164,7 +159,6 @@ use rule metrics as triple_metrics with:
         out("mirror/runs/{model}/{data}/test/metrics_benchmark.tsv")
     wildcard_constraints:
         model=r"[a-z0-9_]+(\+mmi)?",
-        data=r"gt|hyp\d+|gt\+hyp\d+",
 
 
 use rule reval_score as triple_reval_score with:
@@ -181,13 +175,14 @@ use rule reval_score as triple_reval_score with:
         out("mirror/runs/{model}/{data}/test/reval_benchmark.tsv")
     wildcard_constraints:
         model=r"[a-z0-9_]+(\+mmi)?",
-        data=r"gt|hyp\d+|gt\+hyp\d+",
 
 
 rule table_mirror:
     input:
         rows=[
-            f for s in MIRROR_SYSTEMS for f in mirror_row_files(s["model"], s["data"])
+            f
+            for s in MIRROR_SYSTEMS
+            for f in row_files(s["model"], s["data"], "mirror/")
         ],
         train=rules.triples.output.train,
     output:
@@ -208,7 +203,7 @@ rule table_mirror:
         **LIGHT,
     params:
         systems=MIRROR_SYSTEMS,
-        run_dirs=[mirror_run_dir(s["model"], s["data"]) for s in MIRROR_SYSTEMS],
+        run_dirs=[run_dir(s["model"], s["data"], "mirror/") for s in MIRROR_SYSTEMS],
         pairs=MIRROR_PAIRS,
         margin=MIRROR["judge"]["margin"],
         bootstrap=TABLES["bootstrap"],
@@ -221,7 +216,7 @@ rule human_eval_sheet:
     input:
         test=rules.triples.output.test,
         decodes=[
-            f"{mirror_run_dir(s['model'], s['data'])}/test/decode.parquet"
+            f"{run_dir(s['model'], s['data'], 'mirror/')}/test/decode.parquet"
             for s in MIRROR_SYSTEMS
         ],
     output:

@@ -24,7 +24,7 @@ rule word_vectors:
 
 rule train_model:
     input:
-        unpack(run_inputs),
+        unpack(run_inputs("pairs")),
     output:
         model=out("runs/{model}/{data}/model.pt"),
         log=out("runs/{model}/{data}/log.csv"),
@@ -33,9 +33,6 @@ rule train_model:
         log_path("train_{model}_{data}"),
     benchmark:
         out("runs/{model}/{data}/benchmark.tsv")
-    wildcard_constraints:
-        model=r"[a-z0-9_]+",
-        data=r"gt|hyp\d+|gt\+hyp\d+",
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["gpu_threads"]
@@ -62,9 +59,6 @@ rule decode:
         log_path("decode_{model}_{data}"),
     benchmark:
         out("runs/{model}/{data}/test/benchmark.tsv")
-    wildcard_constraints:
-        model=r"[a-z0-9_]+",
-        data=r"gt|hyp\d+|gt\+hyp\d+",
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["gpu_threads"]
@@ -90,9 +84,6 @@ rule decode_components:
         log_path("decode_components_{model}_{data}"),
     benchmark:
         out("runs/{model}/{data}/test/components_benchmark.tsv")
-    wildcard_constraints:
-        model=r"[a-z0-9_]+",
-        data=r"gt|hyp\d+|gt\+hyp\d+",
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["gpu_threads"]

@@ -10,11 +10,11 @@ if TABLES["table5"]["model"]:
     _REPORT_TABLE_RUNS.append((TABLES["table5"]["model"], TABLES["table5"]["data"]))
 REPORT_RUNS = [
     (m, d)
-    for m, d in dict.fromkeys(_RUN_PAIRS + _REPORT_TABLE_RUNS)
+    for m, d in dict.fromkeys(RUN_PAIRS + _REPORT_TABLE_RUNS)
     if m in config["models"]
 ]  # every trained run the configuration decodes (the teacher row is not a run)
 _MIXTURE_CANDIDATES = (
-    _RUN_PAIRS
+    RUN_PAIRS
     + [(r["model"], r["data"]) for t in ("table1", "table2") for r in TABLES[t]]
     if config["report"]["components"] == "all"
     else []
@@ -42,7 +42,7 @@ REPORT_TABLE_TITLES = {
 
 
 REPORT_TEST_DIRS = [out(f"runs/{m}/{d}/test") for m, d in REPORT_RUNS]
-REPORT_CAPTIONS = Path(workflow.basedir) / "workflow" / "report"
+REPORT_CAPTIONS = Path(workflow.basedir) / "report"
 
 
 rule report_trends:
@@ -115,9 +115,6 @@ rule report_pi:
         ),
     log:
         log_path("report_pi_{model}_{data}"),
-    wildcard_constraints:
-        model=r"[a-z0-9_]+",
-        data=r"gt|hyp\d+|gt\+hyp\d+",
     conda:
         "../../envs/report.yaml"
     resources:
@@ -156,7 +153,7 @@ use rule report_samples as report_samples_mirror with:
     input:
         test=out("mirror/data/test.parquet"),
         decodes=[
-            f"{mirror_run_dir(s['model'], s['data'])}/test/decode.parquet"
+            f"{run_dir(s['model'], s['data'], 'mirror/')}/test/decode.parquet"
             for s in MIRROR_SYSTEMS
         ],
     output:
@@ -189,9 +186,6 @@ rule report_components:
         ),
     log:
         log_path("report_components_{model}_{data}"),
-    wildcard_constraints:
-        model=r"[a-z0-9_]+",
-        data=r"gt|hyp\d+|gt\+hyp\d+",
     conda:
         "../../envs/report.yaml"
     resources:

@@ -42,8 +42,6 @@ rule hypotheses_shard:
         log_path("hypotheses_shard{shard}"),
     benchmark:
         bench_path("hypotheses_shard{shard}")
-    wildcard_constraints:
-        shard=r"\d{4}",
     priority: 40
     conda:
         "../../envs/torch.yaml"
@@ -79,26 +77,6 @@ rule hypotheses:
         "../scripts/hypotheses_gather.py"
 
 
-rule data_setting:
-    input:
-        unpack(setting_inputs),
-    output:
-        index=out("data/settings/{setting}.parquet"),
-    log:
-        log_path("data_setting_{setting}"),
-    wildcard_constraints:
-        setting=r"gt|hyp\d+|gt\+hyp\d+",
-    conda:
-        "../../envs/data.yaml"
-    resources:
-        **LIGHT,
-    params:
-        available=config["teacher"]["sampling"]["n"],
-        gt_copies=config["settings"]["gt_copies"],
-    script:
-        "../scripts/data_setting.py"
-
-
 rule teacher_fit:
     input:
         model=rules.teacher.output.model,
@@ -120,3 +98,46 @@ rule teacher_fit:
         n=config["teacher"]["sampling"]["n"],
     script:
         "../scripts/teacher_fit.py"
+
+
+# The teacher's own row of Tables 1 and 2: its test decoding and metrics.
+
+
+rule teacher_decode:
+    input:
+        model=rules.teacher.output.model,
+        test=out("data/pairs/test.parquet"),
+    output:
+        decode=out("teacher/test/decode.parquet"),
+        ppl=out("teacher/test/perplexity.json"),
+    log:
+        log_path("teacher_decode"),
+    benchmark:
+        bench_path("teacher_decode")
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["resources"]["gpu_threads"]
+    resources:
+        gpu=1,
+        mem_mb=config["resources"]["gpu_mem_mb"],
+        runtime=config["resources"]["light_runtime"],
+    params:
+        decode=config["decode"],
+        device=config["teacher"]["device"],
+    script:
+        "../scripts/teacher_decode.py"
+
+
+use rule metrics as teacher_metrics with:
+    input:
+        decode=rules.teacher_decode.output.decode,
+        test=out("data/pairs/test.parquet"),
+        vocab=out("data/vocab.parquet"),
+        vectors=rules.eval_vectors.output.kv,
+    output:
+        metrics=out("teacher/test/metrics.json"),
+        per_pair=out("teacher/test/per_pair.parquet"),
+    log:
+        log_path("metrics_teacher"),
+    benchmark:
+        bench_path("metrics_teacher")

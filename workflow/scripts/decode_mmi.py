@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from multiref.device import resolve_device
-from multiref.eval.mmi import mmi_decode_run
+from multiref.mirror.mmi import mmi_decode_run
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

@@ -3,7 +3,7 @@
 import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
-from multiref.eval.human_sheet import label_decodes, make_sheet, write_sheet
+from multiref.mirror.human_sheet import label_decodes, make_sheet, write_sheet
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

@@ -3,7 +3,7 @@
 import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
-from multiref.eval.stage import run_metrics
+from multiref.eval.run_metrics import run_metrics
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

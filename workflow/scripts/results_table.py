@@ -6,8 +6,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from multiref import paper
-from multiref.results import Row, model_table, read_run, read_teacher, to_latex
-from multiref.tables import write_table
+from multiref.tables.results import Row, model_table, read_run, read_teacher, to_latex
+from multiref.tables.corpus import write_table
 from multiref.workflow import step
 
 CAPTIONS = {

@@ -3,7 +3,8 @@
 import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
-from multiref.eval.reval_data import acquire_judgements, write_info, write_synthetic_judgements
+from multiref.reval.judgements import acquire_judgements, write_info
+from multiref.reval.synthetic import write_synthetic_judgements
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

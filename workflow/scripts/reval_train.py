@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from multiref.eval.reval_stage import train_stage
+from multiref.reval.jobs import train_stage
 from multiref.device import resolve_device
 from multiref.workflow import step
 

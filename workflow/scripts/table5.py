@@ -3,8 +3,8 @@
 import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
-from multiref.results import component_bleu, component_reval, table5, to_latex
-from multiref.tables import write_table
+from multiref.tables.results import component_bleu, component_reval, table5, to_latex
+from multiref.tables.corpus import write_table
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

@@ -4,7 +4,7 @@ import _src  # noqa: F401  (puts src/ on sys.path)
 import json
 from pathlib import Path
 
-from multiref.tables import table8, table8_caption, table8_latex, write_table
+from multiref.tables.corpus import table8, table8_caption, table8_latex, write_table
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from multiref.eval.pairwise import mirror_tables, pairwise_latex
+from multiref.mirror.pairwise import mirror_tables, pairwise_latex
 from multiref.io import atomic_path
-from multiref.results import to_latex
-from multiref.tables import write_table
+from multiref.tables.results import to_latex
+from multiref.tables.corpus import write_table
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

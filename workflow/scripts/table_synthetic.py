@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
-from multiref.eval.synthetic_fit import measure_all
-from multiref.results import synthetic_latex, synthetic_table
-from multiref.tables import write_table
+from multiref.eval.synthetic_distance import measure_all
+from multiref.tables.results import synthetic_latex, synthetic_table
+from multiref.tables.corpus import write_table
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from multiref.teacher.stage import build_teacher
+from multiref.teacher.build import build_teacher
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

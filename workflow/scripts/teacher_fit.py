@@ -4,7 +4,7 @@ import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
 from multiref.io import write_json
-from multiref.teacher.fit import exact_fit, sample_fit, summarise, true_distributions
+from multiref.teacher.synthetic_distance import exact_fit, sample_fit, summarise, true_distributions
 from multiref.teacher.hypotheses import load_hypotheses
 from multiref.workflow import step
 

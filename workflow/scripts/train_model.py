@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from multiref.models.stage import train_run
+from multiref.models.run import train_run
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

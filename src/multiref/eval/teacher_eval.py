@@ -23,7 +23,7 @@ import torch
 from multiref.eval.decode import DECODE_SCHEMA
 from multiref.eval.metrics import authors_perplexity, token_perplexity
 from multiref.io import sha256_file, write_json, write_parquet
-from multiref.teacher.fit import sequence_logprobs
+from multiref.teacher.synthetic_distance import sequence_logprobs
 from multiref.teacher.format import TeacherFormat, utterance_limit
 from multiref.teacher.model import load_teacher
 from multiref.teacher.sampler import sample

@@ -15,42 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from multiref.errors import ConfigError, DownloadError
-
-
-def load_vectors(source: str) -> Any:
-    """gensim ``KeyedVectors`` from a local path or a gensim-data name (downloaded once, then cached)."""
-    from gensim.models import KeyedVectors
-
-    path = Path(source).expanduser()
-    if path.exists():
-        try:
-            if path.suffix == ".kv":
-                return KeyedVectors.load(str(path))
-            binary = path.suffix == ".bin" or path.name.endswith(".bin.gz")
-            with open(path, "rb") as handle:
-                first = handle.readline().split()
-            no_header = binary is False and not (len(first) == 2 and all(t.isdigit() for t in first))
-            return KeyedVectors.load_word2vec_format(str(path), binary=binary, no_header=no_header)
-        except (OSError, ValueError, UnicodeDecodeError, EOFError) as exc:
-            raise ConfigError(f"{path}: not a word-vector file gensim can read ({exc})") from exc
-    if "/" in source or source.endswith((".txt", ".bin", ".gz", ".kv")):
-        raise ConfigError(f"word-vector file {source} does not exist")
-    try:
-        import gensim.downloader
-
-        return gensim.downloader.load(source)
-    except ValueError as exc:
-        if "internet" not in str(exc).lower():
-            raise ConfigError(f"unknown gensim-data word vectors {source!r} ({exc})") from exc
-        raise DownloadError(
-            f"cannot download the word vectors {source!r}: no connection to gensim-data ({exc}); "
-            "download them elsewhere and set train.word_vectors to the local file"
-        ) from exc
-    except OSError as exc:
-        raise DownloadError(
-            f"cannot download the word vectors {source!r} ({exc}); download them elsewhere and set the local path instead"
-        ) from exc
+from multiref.errors import ConfigError
 
 
 def pretrained_embeddings(words: Sequence[str], vectors: Any, pad_id: int) -> tuple[np.ndarray, int]:
@@ -99,6 +64,8 @@ def apply_embeddings(model: torch.nn.Module, matrix: np.ndarray, where: str) -> 
 def write_initial_embeddings(words: Sequence[str], pad_id: int, source: str, matrix_path: Path, info_path: Path) -> dict[str, Any]:
     """Load ``source``, write the vocabulary's matrix (``.npy``) and a summary (JSON), atomically."""
     from multiref.io import atomic_path, write_json
+
+    from multiref.vectors import load_vectors
 
     matrix, hits = pretrained_embeddings(words, load_vectors(source), pad_id)
     with atomic_path(matrix_path) as tmp, open(tmp, "wb") as handle:

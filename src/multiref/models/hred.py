@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from multiref.models.components import AttentionDecoder, DialogueEncoder, RelFloorEncoder, SentenceEncoder, response_nll
+from multiref.models.layers import AttentionDecoder, DialogueEncoder, RelFloorEncoder, SentenceEncoder, response_nll
 
 
 @dataclass(frozen=True)

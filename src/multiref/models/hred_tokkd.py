@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 from multiref.errors import ConfigError
 from multiref.models.hred import HRED, HREDConfig
+from multiref.models.layers import token_nll
 from multiref.models.kd_data import speaker_ids, student_embeddings, student_specials
 
 GUIDANCE = ("all", "target")
@@ -233,13 +234,13 @@ class HREDTokKD(HRED):
         memory, mask, context = self.encode(x, x_floor, y_floor)
         logits, _ = self.decoder(y[:, :-1], self.initial_state(context), context, memory, mask)
         target = y[:, 1:]
-        token_nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
-        nll_sum = token_nll.sum()
+        nll_y = token_nll(logits, y, self.cfg.pad_id)
+        nll_sum = nll_y.sum()
         n_tokens = (target != self.cfg.pad_id).sum()
         kd_sum = self._soft_cross_entropy(logits, x, x_floor, y, y_floor)
         nll, kd = nll_sum / batch_size, kd_sum / batch_size
         loss = (1.0 - self.cfg.kd_weight) * nll + self.cfg.kd_weight * kd
-        return {"loss": loss, "nll_sum": nll_sum, "n_tokens": n_tokens, "token_nll": token_nll, "nll": nll.detach(), "kd": kd.detach(),
+        return {"loss": loss, "nll_sum": nll_sum, "n_tokens": n_tokens, "token_nll": nll_y, "nll": nll.detach(), "kd": kd.detach(),
                 "monitor": (nll_sum / n_tokens.clamp(min=1)).exp().detach()}
 
     def _soft_cross_entropy(self, logits: Tensor, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor) -> Tensor:

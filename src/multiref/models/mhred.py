@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from multiref.models.components import init_linear
+from multiref.models.layers import init_linear, token_nll
 from multiref.models.hred import HRED, HREDConfig
 
 
@@ -61,7 +61,7 @@ class MHRED(HRED):
         if not self.training:  # the authors' dev evaluation: the most probable mechanism only
             dec_ctx = self.mechanism_context(context, probs.argmax(-1))
             logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask)
-            nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
+            nll = token_nll(logits, y, self.cfg.pad_id)
             return {"loss": nll.sum(1).mean(), "nll_sum": nll.sum(), "n_tokens": n_tokens, "mech_max": probs.max(-1).values.mean(),
                     "monitor": (nll.sum() / n_tokens.clamp(min=1)).exp()}
         sent_nll = self._all_mechanisms_nll(context, memory, mask, y)  # [B, K]
@@ -85,7 +85,7 @@ class MHRED(HRED):
         dec_ctx = self.mechanism_context(rep(context), ids)
         yk = rep(y)
         logits, _ = self.decoder(yk[:, :-1], self.initial_state(dec_ctx), dec_ctx, rep(memory), rep(mask))
-        nll = nn.functional.cross_entropy(logits.transpose(1, 2), yk[:, 1:], ignore_index=self.cfg.pad_id, reduction="none")
+        nll = token_nll(logits, yk, self.cfg.pad_id)
         return nll.sum(1).view(b, k)
 
     @torch.no_grad()

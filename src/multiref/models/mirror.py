@@ -2,7 +2,7 @@
 
 A triple is a context c (turn t-2), a query x (turn t-1) and a response y (turn t); in the pipeline's
 batches (:func:`multiref.models.data.collate`) it is an example whose context has exactly two turns,
-``x[:, 0]`` = c and ``x[:, 1]`` = x (:mod:`multiref.data.triples`). Floors are not used. §3.2.4 and the
+``x[:, 0]`` = c and ``x[:, 1]`` = x (:mod:`multiref.mirror.triples`). Floors are not used. §3.2.4 and the
 authors' code (cszmli/mirror-sigir, OpenNMT-py 0.x):
 
     H_c, (h_c, s_c) = Enc_ctx(c)                      context encoder (LSTM)
@@ -17,7 +17,7 @@ authors' code (cszmli/mirror-sigir, OpenNMT-py 0.x):
     Dec3 p(x | c, z, y): d_0 = ReLU(W_3 [c; y]), attends over H_y
     Dec4 p(y | c, z)   : d_0 = ReLU(W_c c),      attends over H_c
     each decoder k (own weights and output layer), Luong et al. (2015) "general" attention with input feeding
-    (:class:`multiref.models.components.LuongDecoder` with z as its per-step feature):
+    (:class:`multiref.models.layers.LuongDecoder` with z as its per-step feature):
         d_t = LSTM_k([e(w_{t-1}); o_{t-1}; z], d_{t-1}),   o_0 = 0            z appended to every input
         a_t = softmax_j(d_t^T W_a H_j),  o_t = dropout(tanh(W_o [sum_j a_tj H_j; d_t]))
         p(w_t | w_<t, ...) = softmax(W_g o_t + b_g)
@@ -74,7 +74,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from multiref.errors import MultirefError
 from multiref.models.beam import Hypothesis, beam_search, hypotheses_to_ids
-from multiref.models.components import LuongDecoder, LuongState
+from multiref.models.layers import LuongDecoder, LuongState, token_nll
 from multiref.models.priors import gaussian_kl
 
 NOISES = ("gaussian", "uniform")
@@ -121,7 +121,10 @@ class MirrorConfig:
             raise ValueError(f"dec4_init must be one of {list(DEC4_INITS)}, got {self.dec4_init!r}")
 
 
-class Latent(NamedTuple):
+class LatentLogVar(NamedTuple):
+    """A draw of Mirror's z with its Gaussian's mean and log-variance (not VHRED's :class:`multiref.models.priors.Latent`,
+    which carries the variance and mixture weights)."""
+
     z: Tensor  # [B, Z]
     mu: Tensor  # [B, Z]
     logvar: Tensor  # [B, Z]
@@ -156,8 +159,9 @@ class Summary(nn.Module):
         return torch.cat([self.from_h(h.transpose(0, 1).reshape(b, -1)), self.from_c(c.transpose(0, 1).reshape(b, -1))], -1)
 
 
-class GaussianNet(nn.Module):
-    """g = ReLU(Linear(in -> 2Z)), mu = Linear(g), logvar = Linear(g) (the authors' ``cxy2z`` / ``c2z``)."""
+class GaussianLogVarNet(nn.Module):
+    """g = ReLU(Linear(in -> 2Z)), mu = Linear(g), logvar = Linear(g) (the authors' ``cxy2z`` / ``c2z``); Mirror's,
+    not VHRED's :class:`multiref.models.priors.GaussianNet` (tanh, softplus variance)."""
 
     def __init__(self, input_dim: int, z_dim: int) -> None:
         super().__init__()
@@ -198,8 +202,8 @@ class Mirror(nn.Module):
         self.utt_encoder = nn.LSTM(e, h, n, batch_first=True, dropout=between)  # Enc_utt, for x and y
         self.ctx_encoder = nn.LSTM(e, h, n, batch_first=True, dropout=between)  # Enc_ctx, for c
         self.summary_c, self.summary_x, self.summary_y = Summary(h, n), Summary(h, n), Summary(h, n)
-        self.posterior_net = GaussianNet(3 * h, z)  # q(z | c, x, y)
-        self.prior_net = GaussianNet(h, z)  # p(z | c)
+        self.posterior_net = GaussianLogVarNet(3 * h, z)  # q(z | c, x, y)
+        self.prior_net = GaussianLogVarNet(h, z)  # p(z | c)
         self.init_cx = InitState(2 * h, h, n)  # Dec1
         self.init_cy = InitState(2 * h, h, n)  # Dec3
         self.init_c = InitState(h, h, n)  # Dec2 and Dec4
@@ -223,7 +227,7 @@ class Mirror(nn.Module):
         if x.dim() != 3 or x.size(1) != 2:
             raise MultirefError(
                 f"Mirror reads triples: every example's context must have exactly 2 turns (c = turn t-2, x = turn t-1), "
-                f"got context ids of shape {tuple(x.shape)}; build its data with multiref.data.triples"
+                f"got context ids of shape {tuple(x.shape)}; build its data with multiref.mirror.triples"
             )
         return x[:, 0], self._trim(x[:, 1])
 
@@ -264,14 +268,14 @@ class Mirror(nn.Module):
         """eps of the reparameterisation: N(0, I), or U[0, 1) with ``noise="uniform"`` (the authors')."""
         return torch.rand_like(mu) if self.cfg.noise == "uniform" else torch.randn_like(mu)
 
-    def _sample(self, mu: Tensor, logvar: Tensor) -> Latent:
-        return Latent(mu + torch.exp(0.5 * logvar) * self.noise(mu), mu, logvar)
+    def _sample(self, mu: Tensor, logvar: Tensor) -> LatentLogVar:
+        return LatentLogVar(mu + torch.exp(0.5 * logvar) * self.noise(mu), mu, logvar)
 
-    def posterior(self, c: Tensor, x: Tensor, y: Tensor) -> Latent:
+    def posterior(self, c: Tensor, x: Tensor, y: Tensor) -> LatentLogVar:
         """q(z | c, x, y) from the three summaries [B, H]."""
         return self._sample(*self.posterior_net(torch.cat([c, x, y], dim=-1)))
 
-    def prior(self, c: Tensor) -> Latent:
+    def prior(self, c: Tensor) -> LatentLogVar:
         """p(z | c) from the context summary [B, H]."""
         return self._sample(*self.prior_net(c))
 
@@ -307,10 +311,6 @@ class Mirror(nn.Module):
         runs = self.decoder_runs(self.encode_context(c_ids), self.encode_query(x_ids), self.encode_response(y), x_ids, y, z)
         return {name: run.logits for name, run in runs.items()}
 
-    def _token_nll(self, logits: Tensor, ids: Tensor) -> Tensor:
-        """-log p of ids[:, 1:] per token [B, T] (0 at padding)."""
-        return nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], ignore_index=self.cfg.pad_id, reduction="none")
-
     # -- training objective ---------------------------------------------------------------------------------
 
     def forward(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor, step: int = 0) -> dict[str, Tensor]:
@@ -320,16 +320,16 @@ class Mirror(nn.Module):
         post = self.posterior(c.summary, q.summary, r.summary)  # z ~ q(z | c, x, y)
         prior = self.prior(c.summary)  # p(z | c)
         runs = self.decoder_runs(c, q, r, x_ids, y, post.z)
-        token_nll = self._token_nll(runs["dec1"].logits, y)
-        nll1 = token_nll.sum(1)  # -log p(y | c, z, x)
-        nll2 = self._token_nll(runs["dec2"].logits, x_ids).sum(1)  # -log p(x | c, z)
-        nll3 = self._token_nll(runs["dec3"].logits, x_ids).sum(1)  # -log p(x | c, z, y)
-        nll4 = self._token_nll(runs["dec4"].logits, y).sum(1)  # -log p(y | c, z)
+        nll_y = token_nll(runs["dec1"].logits, y, self.cfg.pad_id)
+        nll1 = nll_y.sum(1)  # -log p(y | c, z, x)
+        nll2 = token_nll(runs["dec2"].logits, x_ids, self.cfg.pad_id).sum(1)  # -log p(x | c, z)
+        nll3 = token_nll(runs["dec3"].logits, x_ids, self.cfg.pad_id).sum(1)  # -log p(x | c, z, y)
+        nll4 = token_nll(runs["dec4"].logits, y, self.cfg.pad_id).sum(1)  # -log p(y | c, z)
         kl = gaussian_kl(post.mu, post.logvar.exp(), prior.mu, prior.logvar.exp())  # KL(q || p) [B]
         reconstruction = 0.5 * (nll1 + nll2 + nll3 + nll4)
         loss = (self.kl_weight(step) * kl + reconstruction).mean()  # -L(c, x, y), Eq. 6, annealed
         return {
-            "loss": loss, "nll_sum": token_nll.sum(), "n_tokens": (y[:, 1:] != self.cfg.pad_id).sum(), "token_nll": token_nll,
+            "loss": loss, "nll_sum": nll_y.sum(), "n_tokens": (y[:, 1:] != self.cfg.pad_id).sum(), "token_nll": nll_y,
             "monitor": (kl + reconstruction).mean().detach(),  # the negative ELBO (no annealing)
             "kl": kl.mean(), "nll1": nll1.mean(), "nll2": nll2.mean(), "nll3": nll3.mean(), "nll4": nll4.mean(),
         }
@@ -347,7 +347,7 @@ class Mirror(nn.Module):
     def prior_nll(self, x: Tensor, x_floor: Tensor, y: Tensor, y_floor: Tensor) -> dict[str, Tensor]:
         """Dec1's token NLL of y with z drawn once from the prior (the test perplexity of a latent model)."""
         q, z, start = self._dec1_start(x)
-        nll = self._token_nll(self._run(self.dec1, self.embedding(y[:, :-1]), z, start, q).logits, y)
+        nll = token_nll(self._run(self.dec1, self.embedding(y[:, :-1]), z, start, q).logits, y, self.cfg.pad_id)
         return {"nll_sum": nll.sum(), "n_tokens": (y[:, 1:] != self.cfg.pad_id).sum(), "sent_nll": nll.sum(1)}
 
     @torch.no_grad()

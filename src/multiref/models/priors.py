@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from multiref.models.components import init_linear
+from multiref.models.layers import init_linear
 
 
 class Latent(NamedTuple):

@@ -28,9 +28,9 @@ KINDS: dict[str, tuple[type[torch.nn.Module], type]] = {
     "mhred": (MHRED, MHREDConfig),
     "hred_cvar": (HREDCVaR, HREDCVaRConfig),
     "vhred_mbow": (VHREDMBoW, VHREDMBoWConfig),
-    "hred_tokkd": (HREDTokKD, HREDTokKDConfig),  # built from the teacher: multiref.models.stage.tokkd_inputs
+    "hred_tokkd": (HREDTokKD, HREDTokKDConfig),  # built from the teacher: multiref.models.run.tokkd_inputs
     "seq2seq_attn": (Seq2SeqAttn, Seq2SeqAttnConfig),
-    "mirror": (Mirror, MirrorConfig),  # trains on triples (multiref.data.triples)
+    "mirror": (Mirror, MirrorConfig),  # trains on triples (multiref.mirror.triples)
 }
 
 

@@ -13,10 +13,10 @@ The context turns are joined into one source sequence, the authors' ``c __utt__ 
     o_t      = dropout(tanh(W_o [sum_j a_tj H_j ; d_t]))
     p(y_t | y_<t, s) = softmax(W_g o_t + b_g)
 
-The decoder is :class:`multiref.models.components.LuongDecoder` (Mirror's, without its z).
+The decoder is :class:`multiref.models.layers.LuongDecoder` (Mirror's, without its z).
 
 Triples (c, x, y) are examples whose context is [c, x]; any number of turns is joined the same way. The
-backward model p(x | y) of MMI (:mod:`multiref.eval.mmi`) is this model trained on examples whose context
+backward model p(x | y) of MMI (:mod:`multiref.mirror.mmi`) is this model trained on examples whose context
 is [y] and whose response is x: the source is then y alone. Floors are not used (the model has none).
 
 As in OpenNMT-py 0.x: no embedding dropout, dropout between stacked LSTM layers and on the attention output
@@ -46,7 +46,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from multiref.data.pairs import SPECIAL_TOKENS
 from multiref.models.beam import Hypothesis, beam_search, hypotheses_to_ids
-from multiref.models.components import LuongDecoder, LuongState, response_nll
+from multiref.models.layers import LuongDecoder, LuongState, response_nll
 
 # The decoding state carried between steps (and reordered by the beam search on dim 0): the decoder's
 # LuongState (h, c [B, layers, H], input feed o_{t-1} [B, H]), the memory bank [B, S, H] and its mask [B, S].

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from multiref.models.components import init_linear
+from multiref.models.layers import init_linear, token_nll
 from multiref.models.hred import HRED, HREDConfig
 from multiref.models.priors import GaussianNet, Latent, MixturePrior, gaussian_kl
 
@@ -69,7 +69,7 @@ class VHRED(HRED):
         logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask)
         target = y[:, 1:]
         keep = target != self.cfg.pad_id
-        nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
+        nll = token_nll(logits, y, self.cfg.pad_id)
         reconstruction = nll.sum(1).mean()
         kl = gaussian_kl(post.mu, post.var, prior.mu, prior.var).mean()
         loss = reconstruction + self.kl_weight(step) * kl
@@ -91,11 +91,11 @@ class VHRED(HRED):
         dec_ctx = self.ctx_fc(torch.cat([self.prior(context, assign_k).z, context], dim=-1))
         logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask)
         target = y[:, 1:]
-        nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
+        nll = token_nll(logits, y, self.cfg.pad_id)
         return {"nll_sum": nll.sum(), "n_tokens": (target != self.cfg.pad_id).sum(), "sent_nll": nll.sum(1)}
 
     # log p(y | x) = log E_{z ~ p(z|x)} p(y | x, z) has no closed form: one call gives log p(y | x, z) for one
-    # prior draw z, and callers average p over draws (multiref.eval.synthetic_fit).
+    # prior draw z, and callers average p over draws (multiref.eval.synthetic_distance).
     likelihood_needs_samples = True
 
     @torch.no_grad()

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from multiref.models.layers import token_nll
 from multiref.models.priors import gaussian_kl
 from multiref.models.vhred import VHRED, VHREDConfig
 
@@ -78,7 +79,7 @@ class VHREDMBoW(VHRED):
         keep = target != self.cfg.pad_id
         present = keep.any(-1).to(logits.dtype)  # [B*K]
         n_present = present.sum().clamp(min=1)
-        nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=self.cfg.pad_id, reduction="none")
+        nll = token_nll(logits, flat_y, self.cfg.pad_id)
         reconstruction = nll.sum(1).sum() / n_present
         kl = (gaussian_kl(post.mu, post.var, rep(prior.mu), rep(prior.var)) * present).sum() / n_present
         bow_probs = self.latent_to_bow(torch.cat([post.z, ctx_k], dim=-1)).softmax(-1).view(b, k, -1)

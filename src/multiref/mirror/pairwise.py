@@ -4,7 +4,7 @@ Li, Kiseleva & de Rijke (SIGIR 2021), section 4.4: for each method pair (Mirror,
 test dialogues are shown to 3 MTurk annotators, who say which of the two responses is more appropriate
 given the context; Table 1 gives the shares of Mirror's wins, losses and ties.
 
-Here the judge is Reval (:mod:`multiref.eval.reval`), which scores a response to its context on 1-5.
+Here the judge is Reval (:mod:`multiref.reval`), which scores a response to its context on 1-5.
 Per test dialogue, with a = Mirror's score and b = the baseline's score and a margin m >= 0:
 
     win  if a - b >  m
@@ -13,7 +13,7 @@ Per test dialogue, with a = Mirror's score and b = the baseline's score and a ma
 
 The comparison is exact (no tolerance): a difference that floating point puts just above the margin is
 not a tie. The shares are the means of the win / loss / tie indicators over the test dialogues; each has
-a percentile bootstrap interval over test dialogues (:func:`multiref.results.percentile_interval` of the
+a percentile bootstrap interval over test dialogues (:func:`multiref.tables.results.percentile_interval` of the
 indicator), and every row of a table uses the same resamples (same seed), so rows are comparable.
 
 The paper's human shares (:data:`multiref.paper.MIRROR_HUMAN`) appear only as ``paper_human_*``
@@ -33,7 +33,7 @@ import pandas as pd
 
 from multiref import paper
 from multiref.errors import ConfigError, MultirefError
-from multiref.results import Row, _tex_escape, bootstrap_indices, model_table, percentile_interval, read_run
+from multiref.tables.results import Row, _tex_escape, bootstrap_indices, model_table, percentile_interval, read_run
 
 OUTCOMES = ("wins", "losses", "ties")
 
@@ -117,7 +117,7 @@ class Comparison:
 def pairwise_shares(a: np.ndarray, b: np.ndarray, margin: float, indices: np.ndarray, level: float) -> dict[str, float]:
     """Shares of ``wins``, ``losses`` and ``ties`` of ``a`` over ``b`` (summing to 1), each with the percentile
     interval ``<x>_ci_lo`` / ``<x>_ci_hi`` at ``level`` over the resamples ``indices`` (an int array
-    [samples, n] from :func:`multiref.results.bootstrap_indices`), and ``n``, the number of dialogues."""
+    [samples, n] from :func:`multiref.tables.results.bootstrap_indices`), and ``n``, the number of dialogues."""
     outcome = judge(a, b, margin)
     n = outcome.size
     if outcome.ndim != 1 or n == 0:

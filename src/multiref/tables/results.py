@@ -258,7 +258,7 @@ def component_bleu(by_component: Path, test_pairs: Path, vocab_path: Path) -> di
     """Mean BLEU-2 of the responses decoded with each latent variable k (raw, not x100)."""
     from multiref.data.pairs import split_tokens
     from multiref.eval.metrics import bleu2_scores
-    from multiref.eval.stage import references
+    from multiref.eval.run_metrics import references
 
     refs = references(test_pairs, vocab_path)
     frame = pq.read_table(by_component, columns=["k", "pair_id", "hypothesis"]).to_pandas()

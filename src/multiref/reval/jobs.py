@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from multiref.errors import ConfigError, MultirefError
-from multiref.eval import reval as R
+from multiref import reval as R
 from multiref.io import write_json, write_parquet
 
 HELDOUT_SCHEMA = pa.schema([

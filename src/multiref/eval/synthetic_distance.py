@@ -126,7 +126,7 @@ def measure_all(
     from multiref.io import sha256_file, write_parquet
     from multiref.models import registry
     from multiref.models.data import load_vocabulary
-    from multiref.teacher.fit import exact_fit, true_distributions
+    from multiref.teacher.synthetic_distance import exact_fit, true_distributions
 
     dists = true_distributions(distribution_path)
     vocab, vocab_sha = load_vocabulary(vocab_path), sha256_file(vocab_path)

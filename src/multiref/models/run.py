@@ -12,15 +12,15 @@ import torch
 
 from multiref.errors import ConfigError
 from multiref.io import content_digest, read_parquet_metadata, read_table, sha256_file, write_json
-from multiref.data.triples import triple_hypotheses
+from multiref.mirror.triples import triple_hypotheses
 from multiref.models import registry
 from multiref.models.embeddings import apply_embeddings
 from multiref.models.data import Example, load_vocabulary, pair_examples, setting_examples
 from multiref.models.hred import parameter_count
 from multiref.models.hred_tokkd import load_tokkd_student
 from multiref.models.kd_data import student_specials, tokkd_examples, tokkd_pair_examples
-from multiref.models.train import Schedule, train_model
-from multiref.training import write_log
+from multiref.models.trainer import Schedule, train_model
+from multiref.resumable import write_log
 from multiref.teacher.format import utterance_limit
 from multiref.teacher.hypotheses import load_hypotheses, shard_paths
 from multiref.device import resolve_device

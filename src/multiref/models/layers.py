@@ -49,14 +49,20 @@ def embedded_dropout(embedding: nn.Embedding, words: Tensor, p: float, training:
     return nn.functional.embedding(words, weight, embedding.padding_idx)
 
 
+def token_nll(logits: Tensor, y: Tensor, pad_id: int) -> Tensor:
+    """-log p(y_t | y_<t, ...) of every token of responses y [B, Ty] (``<s>`` ... ``</s>``, right-padded) under a
+    word decoder's teacher-forced logits [B, Ty - 1, V]: [B, Ty - 1], 0 on padding. Every model's reconstruction
+    term is a sum of these."""
+    return nn.functional.cross_entropy(logits.transpose(1, 2), y[:, 1:], ignore_index=pad_id, reduction="none")
+
+
 def response_nll(logits: Tensor, y: Tensor, pad_id: int) -> dict[str, Tensor]:
     """The teacher-forced loss of a word decoder over responses y [B, Ty] (``<s>`` ... ``</s>``, right-padded)
     from its logits [B, Ty - 1, V]: the per-sentence NLL averaged over the batch (``loss``), the summed
     token NLL and token count (perplexity), the token NLLs [B, Ty - 1], and the token perplexity
     (``monitor``)."""
-    target = y[:, 1:]
-    nll = nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=pad_id, reduction="none")
-    n_tokens = (target != pad_id).sum()
+    nll = token_nll(logits, y, pad_id)
+    n_tokens = (y[:, 1:] != pad_id).sum()
     return {"loss": nll.sum(1).mean(), "nll_sum": nll.sum(), "n_tokens": n_tokens, "token_nll": nll,
             "monitor": (nll.sum() / n_tokens.clamp(min=1)).exp().detach()}
 

@@ -22,7 +22,7 @@ from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 from multiref.io import atomic_dir, write_json
 from multiref.preempt import Checkpointer, preemptible
 from multiref.teacher.format import IGNORE
-from multiref.training import epoch_batches, load_state, save_state
+from multiref.resumable import epoch_batches, load_state, save_state
 
 Example = tuple[list[int], list[int]]
 

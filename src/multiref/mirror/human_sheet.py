@@ -430,11 +430,11 @@ def score_answers(answers_path: Path, key_path: Path) -> pd.DataFrame:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m multiref.eval.human_sheet ANSWERS KEY [--out CSV]``: score filled-in answers with the key."""
+    """``python -m multiref.mirror.human_sheet ANSWERS KEY [--out CSV]``: score filled-in answers with the key."""
     import argparse
     import sys
 
-    parser = argparse.ArgumentParser(prog="python -m multiref.eval.human_sheet", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m multiref.mirror.human_sheet", description=main.__doc__)
     parser.add_argument("answers", type=Path, help="CSV with columns item, answer (1, 2 or tie) and optionally annotator")
     parser.add_argument("key", type=Path, help="the key.csv written next to the sheet")
     parser.add_argument("--out", type=Path, default=None, help="write the scores as CSV here (default: print them)")

@@ -26,7 +26,7 @@ import torch
 from multiref.data.text import normalize
 from multiref.teacher.format import IGNORE, TeacherFormat, utterance_limit
 from multiref.teacher.model import load_teacher
-from multiref.teacher.train import Example, collate
+from multiref.teacher.finetune import Example, collate
 
 
 def true_distributions(distribution_path: Path) -> dict[str, dict[str, float]]:

@@ -1,9 +1,8 @@
-"""Human judgements for the Reval evaluator: the authors' release, a local copy, or synthetic ones for the demo.
+"""The human judgements the evaluator learns from: the authors' release, a local copy, read and split.
 
-Every source ends as one JSON file in the DSTC10 Track 5 turn-level format that
-:func:`multiref.eval.reval.load_judgements` reads: a list of items with ``dialogue_id``, ``model``, ``context``
-(turns separated by newlines), ``response``, ``reference`` (list) and ``annotations`` (score name -> list of
-the annotators' 1-5 scores).
+Every source ends as one JSON file in the DSTC10 Track 5 turn-level format that :func:`load_judgements` reads:
+a list of items with ``dialogue_id``, ``model``, ``context`` (turns separated by newlines), ``response``,
+``reference`` (list) and ``annotations`` (score name -> list of the annotators' 1-5 scores).
 
 - ``download``: the authors' release on Zenodo (record 3828180, ``ACL2020_data.zip``; its DailyDialog file is
   the Amazon Mechanical Turk result, a JSON object dialogue id -> ``context`` ([floor, text] pairs),
@@ -13,14 +12,14 @@ the annotators' 1-5 scores).
   scores are left out as in the authors' ``build_response_eval_dataset.py``.
 - ``local``: a file given by path: that zip, the AMT JSON object, or a JSON list already in the DSTC10 format
   (as ``dailydialog-zhao_eval.json`` of DSTC10 Track 5).
-- ``synthetic``: :func:`synthetic_judgements` scores responses to the synthetic corpus's contexts by a fixed rule
-  from the known next-utterance distribution, with seeded annotator noise.
+- ``synthetic`` (the demo): :mod:`multiref.reval.synthetic`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -33,11 +32,12 @@ from multiref.data import acquire
 from multiref.errors import ChecksumError, ConfigError
 from multiref.io import atomic_path, sha256_file, write_json
 
+REQUIRED_FIELDS = ("dialogue_id", "model", "context", "response", "annotations")
+SCORE_MIN, SCORE_MAX = 1.0, 5.0  # the scale of the human judgements
 # score names of the authors' AMT results -> names in the DSTC10 format ("overall" is DSTC10's "appropriateness")
 AMT_SCORE_NAMES = {"overall": "appropriateness", "content": "content", "grammar": "grammar", "relevance": "relevance"}
-SYNTHETIC_KINDS = ("ground-truth", "valid", "random", "truncated", "shuffled")
-# base quality of a response the true distribution gives no mass to, by how it was made (see synthetic_judgements)
-ZERO_MASS_BASE = {"ground-truth": 2.0, "valid": 2.0, "random": 2.0, "truncated": 1.5, "shuffled": 1.0}
+
+Context = Sequence[str] | str
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def amt_to_items(obj: Mapping[str, Any], path: str | Path) -> list[dict[str, Any
 
 def read_judgement_items(path: str | Path, member: str = "dd_annotations.json") -> list[dict[str, Any]]:
     """Items in the DSTC10 format from a zip (its member whose file name is ``member``), an AMT JSON object or a
-    DSTC10 JSON list. Item-level checks are :func:`multiref.eval.reval.load_judgements`'s."""
+    DSTC10 JSON list. Item-level checks are :func:`load_judgements`'s."""
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"{p}: is a directory, not a judgements file")
@@ -149,8 +149,6 @@ def acquire_judgements(
 ) -> dict[str, Any]:
     """Download or copy the judgements, check the sha256 of the file as obtained (when given), convert them to
     the DSTC10 format, validate them with :func:`load_judgements` and write ``out_json``. Returns a summary."""
-    from multiref.eval.reval import load_judgements
-
     if source == "download":
         if not url:
             raise ConfigError("reval.judgements.url is empty but reval.judgements.source is 'download'")
@@ -184,138 +182,130 @@ def acquire_judgements(
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Synthetic judgements (demo)
+# Human judgements
 
 
-def base_score(prob: float, support: int, kind: str) -> float:
-    """The noise-free quality (1..5) of a response with true probability ``prob`` among ``support`` possible
-    next utterances of its context.
+def _item_error(path: Path, index: int, field: str, problem: str) -> ConfigError:
+    return ConfigError(f"{path}: item {index}, field '{field}': {problem}")
 
-    Valid responses (prob > 0) score 3.5 + 1.5 * min(1, prob * support): 5 for one at least as likely as the
-    uniform share, down towards 3.5 for a rare one. A response with no mass scores by how it was made
-    (:data:`ZERO_MASS_BASE`): 2 for a fluent utterance of another context ("random"), 1.5 for a truncated true
-    response, 1 for a word-shuffled one.
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def load_judgements(path: str | os.PathLike[str], score_name: str = "appropriateness") -> pd.DataFrame:
+    """Read the human judgements (``dailydialog-zhao_eval.json``): one row per judged response.
+
+    Columns: ``dialogue_id``, ``model`` (the system that produced the response), ``context`` (list of turns,
+    oldest first), ``response``, ``reference`` (the first reference, or None), ``annotator_scores`` (list) and
+    ``score`` = the mean of the annotators' ``score_name`` scores. ``appropriateness`` is the 2020 paper's
+    "overall". The authors average only the annotators not flagged as outliers; this copy has no flags, so all
+    annotators are averaged. Raises ConfigError naming the file, item and field on any malformed input.
     """
-    if prob > 0:
-        return 3.5 + 1.5 * min(1.0, prob * support)
-    return ZERO_MASS_BASE[kind]
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: judgements file not found")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from exc
+    if not text.strip():
+        raise ConfigError(f"{p}: judgements file is empty")
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: not valid JSON ({exc})") from exc
+    if not isinstance(items, list):
+        raise ConfigError(f"{p}: expected a JSON list of items, got {type(items).__name__}")
+    if not items:
+        raise ConfigError(f"{p}: the list of items is empty")
+    rows = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ConfigError(f"{p}: item {i} is a {type(item).__name__}, expected an object")
+        for field in REQUIRED_FIELDS:
+            if field not in item:
+                raise _item_error(p, i, field, "missing")
+        for field in ("dialogue_id", "model", "response"):
+            if not isinstance(item[field], str):
+                raise _item_error(p, i, field, f"expected a string, got {item[field]!r}")
+        context = item["context"]
+        if isinstance(context, str):
+            turns = context.split("\n")
+        elif isinstance(context, list) and all(isinstance(t, str) for t in context):
+            turns = list(context)
+        else:
+            raise _item_error(p, i, "context", "expected a string (turns separated by newlines) or a list of strings")
+        annotations = item["annotations"]
+        if not isinstance(annotations, dict):
+            raise _item_error(p, i, "annotations", "expected an object of score lists")
+        field = f"annotations.{score_name}"
+        if score_name not in annotations:
+            raise _item_error(p, i, field, "missing")
+        raw = annotations[score_name]
+        if not isinstance(raw, list) or not raw:
+            raise _item_error(p, i, field, f"expected a non-empty list of scores, got {raw!r}")
+        for s in raw:
+            if not _is_number(s):
+                raise _item_error(p, i, field, f"non-numeric score {s!r}")
+            if not SCORE_MIN <= float(s) <= SCORE_MAX:
+                raise _item_error(p, i, field, f"score {s!r} outside {SCORE_MIN:g}..{SCORE_MAX:g}")
+        reference = item.get("reference")
+        if isinstance(reference, list):
+            reference = reference[0] if reference else None
+        if reference is not None and not isinstance(reference, str):
+            raise _item_error(p, i, "reference", f"expected a string or a list of strings, got {reference!r}")
+        scores = [float(s) for s in raw]
+        rows.append(
+            {
+                "dialogue_id": item["dialogue_id"],
+                "model": item["model"],
+                "context": turns,
+                "response": item["response"],
+                "reference": reference,
+                "annotator_scores": scores,
+                "score": float(np.mean(scores)),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
-def _truncate(words: list[str]) -> list[str]:
-    return words[: max(1, len(words) // 2)]
+def _context_key(context: Context) -> str:
+    return context if isinstance(context, str) else "\n".join(context)
 
 
-def _shuffle(words: list[str], rng: np.random.Generator) -> list[str]:
-    if len(set(words)) < 2:
-        return list(reversed(words))
-    for _ in range(20):
-        out = [words[i] for i in rng.permutation(len(words))]
-        if out != words:
-            return out
-    return list(reversed(words))
+def split_by_context(
+    df: pd.DataFrame, dev_share: float = 0.1, test_share: float = 0.1, seed: int = 42
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Split ``df`` into (train, dev, test) by context: all responses to one context fall in one split.
 
-
-def synthetic_judgements(
-    pairs: pd.DataFrame,
-    distributions: Mapping[str, Mapping[str, float]],
-    n_contexts: int = 60,
-    valid: int = 2,
-    annotators: int = 4,
-    noise: float = 0.6,
-    bias: float = 0.5,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Judgements in the DSTC10 format for the synthetic corpus, scored from the known distribution.
-
-    ``pairs``: (context, response) pairs (``context`` a list of normalised turns, ``response`` normalised text,
-    as ``data/pairs/*.parquet``); ``distributions``: previous utterance -> {response: probability}, normalised
-    (:func:`multiref.teacher.fit.true_distributions`). Contexts whose last turn has a distribution with at least
-    two responses are eligible; ``n_contexts`` of them are drawn with ``numpy.random.default_rng(seed)``. Each
-    gets up to ``3 + valid`` responses (the model field says which kind):
-
-    - ``ground-truth``: the pair's response; ``valid``: up to ``valid`` other responses of the distribution,
-      drawn in proportion to their probability; ``random``: the response of another drawn pair;
-      ``truncated``: the first half of the true response's words; ``shuffled``: its words in a random order.
-
-    Each item's quality is :func:`base_score` of its true probability; annotator ``a`` (of ``annotators``) has a
-    bias b_a ~ U(-bias, bias), drawn once, and scores clip(round(quality + b_a + e), 1, 5) with e ~ N(0, noise^2)
-    per item. Extra fields ``true_prob`` and ``true_score`` keep the truth for checks.
+    The distinct contexts (in order of first appearance) are shuffled with ``numpy.random.default_rng(seed)``;
+    the first round(test_share * n) go to test, the next round(dev_share * n) to dev, the rest to train.
+    (The authors shuffle the 900 judged responses themselves, 80/10/10 with ``random.seed(42)``, so a context can
+    be in train and test; this split is stricter.)
     """
-    if n_contexts < 1 or annotators < 1 or valid < 0 or noise < 0 or bias < 0:
-        raise ConfigError("synthetic judgements: n_contexts and annotators must be >= 1; valid, noise, bias >= 0")
-    for col in ("context", "response"):
-        if col not in pairs.columns:
-            raise ConfigError(f"synthetic judgements: the pairs lack the column '{col}'")
-    contexts = [list(c) for c in pairs["context"]]
-    responses = [str(r) for r in pairs["response"]]
-    eligible = [i for i, c in enumerate(contexts)
-                if c and len(distributions.get(c[-1], {})) >= 2]
-    if not eligible:
-        raise ConfigError("synthetic judgements: no pair's last context turn has a known distribution with at least "
-                          "two responses (is the distribution the one of this corpus?)")
-    rng = np.random.default_rng(seed)
-    chosen = sorted(int(i) for i in rng.choice(eligible, size=min(n_contexts, len(eligible)), replace=False))
-    biases = rng.uniform(-bias, bias, size=annotators)
-    items: list[dict[str, Any]] = []
-    for n, i in enumerate(chosen):
-        turns, truth = contexts[i], responses[i]
-        dist = distributions[turns[-1]]
-        words = truth.split()
-        candidates: list[tuple[str, str]] = [("ground-truth", truth)]
-        others = [(y, q) for y, q in dist.items() if y != truth and q > 0]
-        if others and valid:
-            probs = np.array([q for _, q in others])
-            take = rng.choice(len(others), size=min(valid, len(others)), replace=False, p=probs / probs.sum())
-            candidates += [("valid", others[int(k)][0]) for k in sorted(take)]
-        for _ in range(20):
-            j = int(rng.integers(len(responses)))
-            if contexts[j] != turns and responses[j] != truth:
-                candidates.append(("random", responses[j]))
-                break
-        candidates.append(("truncated", " ".join(_truncate(words))))
-        candidates.append(("shuffled", " ".join(_shuffle(words, rng))))
-        for kind, response in candidates:
-            prob = float(dist.get(response, 0.0))
-            quality = base_score(prob, len(dist), kind)
-            noisy = quality + biases + rng.normal(0.0, noise, size=annotators) if noise else quality + biases
-            scores = [int(min(5, max(1, math.floor(x + 0.5)))) for x in noisy]
-            items.append({
-                "dialogue_id": f"synthetic_{n:05d}",
-                "model": kind,
-                "context": "\n".join(turns),
-                "response": response,
-                "reference": [truth],
-                "annotations": {"appropriateness": scores},
-                "true_prob": prob,
-                "true_score": quality,
-            })
-    return items
+    for name, share in (("dev_share", dev_share), ("test_share", test_share)):
+        if not 0.0 <= share < 1.0:
+            raise ConfigError(f"{name} must be in [0, 1), got {share}")
+    if dev_share + test_share >= 1.0:
+        raise ConfigError(f"dev_share + test_share must be < 1, got {dev_share} + {test_share}")
+    keys = df["context"].map(_context_key)
+    contexts = list(dict.fromkeys(keys))
+    order = np.random.default_rng(seed).permutation(len(contexts))
+    n_test = round(test_share * len(contexts))
+    n_dev = round(dev_share * len(contexts))
+    shuffled = [contexts[i] for i in order]
+    test_keys = set(shuffled[:n_test])
+    dev_keys = set(shuffled[n_test:n_test + n_dev])
+    if len(contexts) - n_test - n_dev < 1:
+        raise ConfigError(f"no context left for training ({len(contexts)} contexts, dev {n_dev}, test {n_test})")
+    in_test = keys.isin(test_keys)
+    in_dev = keys.isin(dev_keys)
+    train = df[~in_test & ~in_dev].reset_index(drop=True)
+    return train, df[in_dev].reset_index(drop=True), df[in_test].reset_index(drop=True)
 
-
-def write_synthetic_judgements(
-    pair_files: Sequence[Path], distribution_path: Path, out_json: Path, **kwargs: Any
-) -> dict[str, Any]:
-    """:func:`synthetic_judgements` of the pairs in ``pair_files`` (e.g. dev and test) -> ``out_json``."""
-    import pyarrow.parquet as pq
-
-    from multiref.eval.reval import load_judgements
-    from multiref.teacher.fit import true_distributions
-
-    frames = [pq.read_table(f, columns=["context", "response"]).to_pandas() for f in pair_files]
-    pairs = pd.concat(frames, ignore_index=True)
-    items = synthetic_judgements(pairs, true_distributions(distribution_path), **kwargs)
-    with atomic_path(out_json) as tmp:
-        tmp.write_text(json.dumps(items, indent=1) + "\n", encoding="utf-8")
-        df = load_judgements(tmp)
-    kinds = pd.Series([it["model"] for it in items]).value_counts().to_dict()
-    quality = np.array([it["true_score"] for it in items])
-    mean_scores = df["score"].to_numpy()
-    return {"kind": "synthetic", "items": len(df), "contexts": int(df["context"].map(tuple).nunique()),
-            "by_kind": {str(k): int(v) for k, v in kinds.items()},
-            "annotator_mean_vs_true_pearson": float(np.corrcoef(quality, mean_scores)[0, 1])
-            if np.ptp(quality) > 0 and np.ptp(mean_scores) > 0 else None,
-            "pair_files": [str(f) for f in pair_files], "distribution": str(distribution_path), **kwargs}
 
 
 def write_info(info: Mapping[str, Any], path: Path) -> None:
     write_json(dict(info), path)
+
