@@ -88,7 +88,7 @@ def build_vectors(glove_txt: Path, word2vec_bin: Path) -> None:
 
 def link_minilm(link: Path) -> None:
     sys.path.insert(0, str(HERE.parents[1] / "src"))
-    from multiref.reval.evaluator import minilm_path
+    from multiref.reval import minilm_path
 
     try:
         link.symlink_to(minilm_path(), target_is_directory=True)
