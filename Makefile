@@ -31,6 +31,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check .
+	$(BIN)/ruff check .
 
 clean-demo:
 	rm -rf results-demo

@@ -27,9 +27,9 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from multiref.teacher.sampler import sample
 
 SHAPES = {
-    "demo-shape": dict(n_layer=4, n_embd=256, n_head=4, n_positions=320, vocab_size=2000),
-    "gpt2-small": dict(n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab_size=50264),
-    "gpt2-medium": dict(n_layer=24, n_embd=1024, n_head=16, n_positions=1024, vocab_size=50264),
+    "demo-shape": {"n_layer": 4, "n_embd": 256, "n_head": 4, "n_positions": 320, "vocab_size": 2000},
+    "gpt2-small": {"n_layer": 12, "n_embd": 768, "n_head": 12, "n_positions": 1024, "vocab_size": 50264},
+    "gpt2-medium": {"n_layer": 24, "n_embd": 1024, "n_head": 16, "n_positions": 1024, "vocab_size": 50264},
 }
 
 

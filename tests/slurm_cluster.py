@@ -40,9 +40,9 @@ def install() -> None:
         raise SlurmUnavailable("Slurm is not installed and this is not a root Debian machine with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
-    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if subprocess.run(cmd, env=env, capture_output=True, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SlurmUnavailable(f"apt-get install {' '.join(PACKAGES)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
@@ -70,7 +70,7 @@ class Cluster:
         return dict(os.environ)
 
     def run(self, *args: str, check: bool = True) -> str:
-        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=30, check=False)
         if check and proc.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr}")
         return proc.stdout
@@ -135,7 +135,7 @@ def _refuse_a_real_slurm() -> None:
             target.unlink()  # a dangling link into the folder of an earlier, killed test run
         elif target.exists() or target.is_symlink():
             raise SlurmUnavailable(f"{target} exists: this machine has a Slurm configuration of its own, which the test leaves alone")
-    running = subprocess.run(["pgrep", "-x", "slurmctld|slurmd|slurmdbd"], capture_output=True, text=True).stdout.split()
+    running = subprocess.run(["pgrep", "-x", "slurmctld|slurmd|slurmdbd"], capture_output=True, text=True, check=False).stdout.split()
     if running:
         raise SlurmUnavailable(f"Slurm daemons are already running here (pids {', '.join(running)}); the test leaves them alone")
 
@@ -182,18 +182,18 @@ def cluster(folder: Path) -> Iterator[Cluster]:
             dead = [p.args[0] for p in state.processes if p.poll() is not None]
             if dead:
                 raise SlurmUnavailable(f"{dead} stopped at start:\n{(folder / 'daemons.log').read_text()}\n{state.logs()}")
-            sinfo = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True)
+            sinfo = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, check=False)
             if sinfo.returncode == 0 and sinfo.stdout.strip() in ("idle", "mixed", "allocated"):
                 break
             if sinfo.stdout.strip().startswith("drain"):
-                subprocess.run(["scontrol", "update", "NodeName=localhost", "State=RESUME"], capture_output=True)
+                subprocess.run(["scontrol", "update", "NodeName=localhost", "State=RESUME"], capture_output=True, check=False)
             if time.monotonic() > deadline:
                 raise SlurmUnavailable(f"the node did not become idle (sinfo: {sinfo.stdout} {sinfo.stderr}):\n{state.logs()}")
             time.sleep(0.5)
         yield state
     finally:
         with contextlib.suppress(Exception):
-            subprocess.run(["scancel", "--full", "--user", "root"], capture_output=True, timeout=10)
+            subprocess.run(["scancel", "--full", "--user", "root"], capture_output=True, timeout=10, check=False)
         _stop(state.processes)
         for name in LINKED:
             target = ETC / name

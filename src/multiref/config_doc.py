@@ -1,6 +1,6 @@
 """``config/README.md``, generated from the configuration schema (``workflow/schemas/config.schema.yaml``): every
 key with its default, the values of the shipped configurations where they set it, and its description. The
-schema is the one place where a key is described; ``tests/test_config.py`` checks that the README is current.
+schema is the one place where a key is described; ``tests/workflow/test_config.py`` checks that the README is current.
 
     python -m multiref.config_doc            # rewrite config/README.md
     python -m multiref.config_doc --check    # exit 1 if it is out of date
@@ -32,7 +32,7 @@ Configurations that ship with multiref:
 | --- | --- | --- |
 | `config.yaml` | the paper's setup (Zhao, Lala & Kawahara, 2021; Li, Kiseleva & de Rijke, 2021); loaded by default | `results/` |
 | `demo.yaml` | offline, CPU-sized, synthetic corpus: `snakemake --configfile config/demo.yaml`; an override holding only what differs from `config.yaml` | `results-demo/` |
-| `../.test/config-paper/config.yaml` | the paper smoke: `config.yaml` on a subset of DailyDialog at toy sizes, every hub resource replaced by a local stand-in (`python .test/config-paper/standins.py` builds them); needs `../shared`, so development machines and CI only (`tests/test_paper_config.py`) | `results-paper-smoke/` |
+| `../.test/config-paper/config.yaml` | the paper smoke: `config.yaml` on a subset of DailyDialog at toy sizes, every hub resource replaced by a local stand-in (`python .test/config-paper/standins.py` builds them); needs `../shared`, so development machines and CI only (`tests/workflow/test_paper_config.py`) | `results-paper-smoke/` |
 
 `--configfile` is applied on top of `config.yaml`, so a small file that sets only what you change is
 enough. Single values can be given on the command line; nested keys take a YAML/JSON mapping:

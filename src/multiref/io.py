@@ -64,6 +64,17 @@ def _no_space(target: Path, exc: OSError) -> OutputError:
 
 
 @contextlib.contextmanager
+def _full_disk_named(target: Path) -> Iterator[None]:
+    """A full disk while the block writes ``target`` becomes an :class:`OutputError` naming ``target``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise _no_space(target, exc) from exc
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
@@ -81,12 +92,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         honour_umask(tmp)
-        try:
+        with _full_disk_named(target):
             yield tmp
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise _no_space(target, exc) from exc
-            raise
         try:
             os.replace(tmp, target)
         except OSError as exc:
@@ -109,12 +116,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     old: Path | None = None
     try:
         honour_umask(tmp, directory=True)
-        try:
+        with _full_disk_named(target):
             yield tmp
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise _no_space(target, exc) from exc
-            raise
         if target.exists():
             old = target.parent / f".{target.name}.old-{os.getpid()}-{time.time_ns()}"
             os.replace(target, old)

@@ -30,16 +30,16 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import ParamSpec, TypeVar
 from pathlib import Path
 from types import FrameType
+from typing import ParamSpec, TypeVar
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 _received: list[int] = []
 
 
-class Preempted(Exception):  # noqa: N818 (not an error: the job is to be resumed)
+class Preempted(Exception):
     """A stop signal arrived and the state was saved; the job should end and be rerun."""
 
     def __init__(self, signum: int, where: str) -> None:

@@ -59,7 +59,7 @@ def read_state(path: Path, fingerprint: dict[str, Any], device: str = "cpu") -> 
     try:
         saved = torch.load(path, map_location=device, weights_only=False)
         if not isinstance(saved, dict):
-            raise ValueError(f"holds a {type(saved).__name__}, not a training state")
+            raise ValueError(f"holds a {type(saved).__name__}, not a training state")  # noqa: TRY004 (moved aside below)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         move_aside(path, f"{type(exc).__name__}: {exc}")
         return None

@@ -1,7 +1,8 @@
 """Snakemake adapter: download or copy the corpus archive, check it, extract the four files."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.data.acquire import acquire_corpus
 from multiref.workflow import step

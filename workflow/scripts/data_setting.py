@@ -1,7 +1,8 @@
 """Snakemake adapter: materialise one training data setting (gt, hypK, gt+hypK) as an index."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.data.settings import write_setting
 from multiref.workflow import step

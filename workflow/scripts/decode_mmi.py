@@ -1,8 +1,8 @@
 """Snakemake adapter: the MMI baseline: the forward model's N-best lists reranked with the backward p(x|y)."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 import torch
 
 from multiref.device import resolve_device

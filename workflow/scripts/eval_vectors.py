@@ -1,7 +1,8 @@
 """Snakemake adapter: the word vectors of the embedding metrics, restricted to the training words."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.eval.run_metrics import prepare_eval_vectors
 from multiref.workflow import step

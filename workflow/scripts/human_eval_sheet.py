@@ -1,7 +1,8 @@
 """Snakemake adapter: the sheet, HTML page and key of the Mirror paper's pairwise human evaluation (§4.4)."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.mirror.human_sheet import label_decodes, make_sheet, write_sheet
 from multiref.workflow import step

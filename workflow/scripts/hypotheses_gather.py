@@ -1,7 +1,8 @@
 """Snakemake adapter: validate every hypothesis shard and write the manifest."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.teacher.hypotheses import gather
 from multiref.workflow import step

@@ -1,8 +1,8 @@
 """Snakemake adapter: sample the hypotheses of one shard of the training pairs."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 import torch
 
 from multiref.teacher.hypotheses import SamplingConfig, generate_shard

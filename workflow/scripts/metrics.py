@@ -1,7 +1,8 @@
 """Snakemake adapter: the automated metrics of one decoded run."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.eval.run_metrics import run_metrics
 from multiref.workflow import step

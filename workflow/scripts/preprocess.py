@@ -1,8 +1,9 @@
 """Snakemake adapter: corpus files -> sessions, vocabulary and pairs per split."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 import json
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.data.preprocess import PreprocessConfig, preprocess
 from multiref.workflow import step

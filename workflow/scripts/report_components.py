@@ -1,7 +1,8 @@
 """Snakemake adapter: one mixture-prior run's responses per latent variable (report page)."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.report.stage import write_component_samples
 from multiref.workflow import step

@@ -1,7 +1,8 @@
 """Snakemake adapter: the training curves of the runs and the teacher (report plot)."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.report.stage import write_training_curves
 from multiref.workflow import step

@@ -1,7 +1,8 @@
 """Snakemake adapter: the report's methods page (RST and HTML) from the configuration."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.report.stage import write_methods
 from multiref.workflow import step

@@ -1,7 +1,8 @@
 """Snakemake adapter: mean mixture weight per latent variable of one run (report plot)."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.report.stage import write_pi_bar
 from multiref.workflow import step

@@ -1,7 +1,8 @@
 """Snakemake adapter: sample responses of every run on a few seeded test contexts (report page)."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.report.stage import write_samples
 from multiref.workflow import step

@@ -1,7 +1,8 @@
 """Snakemake adapter: one results table as an HTML page for the report."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.report.stage import write_table_page
 from multiref.workflow import step

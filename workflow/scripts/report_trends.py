@@ -1,7 +1,8 @@
 """Snakemake adapter: each metric against the number of hypotheses per model (report plot)."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.report.collect import RunRef
 from multiref.report.stage import write_metric_trends

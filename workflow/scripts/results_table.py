@@ -1,13 +1,13 @@
 """Snakemake adapter: Table 1 or Table 2 (CSV with reference columns and bootstrap intervals, LaTeX)."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 import pyarrow.parquet as pq
 
 from multiref import paper
+from multiref.tables import write_table
 from multiref.tables.results import Row, model_table, read_run, read_teacher, to_latex
-from multiref.tables.corpus import write_table
 from multiref.workflow import step
 
 CAPTIONS = {

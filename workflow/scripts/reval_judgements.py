@@ -1,7 +1,8 @@
 """Snakemake adapter: the human judgements of the Reval evaluator (downloaded, copied, or synthetic)."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.reval.judgements import acquire_judgements, write_info
 from multiref.reval.synthetic import write_synthetic_judgements

@@ -1,12 +1,12 @@
 """Snakemake adapter: train the Reval evaluator; its held-out correlations with the human scores."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 import torch
 
-from multiref.reval.jobs import train_stage
 from multiref.device import resolve_device
+from multiref.reval.jobs import train_stage
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

@@ -1,7 +1,8 @@
 """Snakemake adapter: generate the synthetic DailyDialog-format archive and its true distribution."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.data.synthetic import write_archive
 from multiref.workflow import step

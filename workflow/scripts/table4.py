@@ -1,10 +1,11 @@
 """Snakemake adapter: Table 4 (ground truth combined with hypotheses) as CSV and LaTeX."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
+
+from multiref.tables import write_table
 from multiref.tables.results import read_test, table4, to_latex
-from multiref.tables.corpus import write_table
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

@@ -1,10 +1,12 @@
 """Snakemake adapter: Table 8 (corpus statistics) as CSV and LaTeX."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 import json
 from pathlib import Path
 
-from multiref.tables.corpus import table8, table8_caption, table8_latex, write_table
+import _src  # noqa: F401  (puts src/ on sys.path)
+
+from multiref.tables import write_table
+from multiref.tables.corpus import table8, table8_caption, table8_latex
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

@@ -1,14 +1,14 @@
 """Snakemake adapter: the Mirror table (automated metrics; the learned judge's pairwise wins/losses/ties)."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 import pyarrow.parquet as pq
 
-from multiref.mirror.pairwise import mirror_tables, pairwise_latex
 from multiref.io import atomic_path
+from multiref.mirror.pairwise import mirror_tables, pairwise_latex
+from multiref.tables import write_table
 from multiref.tables.results import to_latex
-from multiref.tables.corpus import write_table
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

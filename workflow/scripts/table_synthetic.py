@@ -1,13 +1,13 @@
 """Snakemake adapter: the demo's table of exact distances to the synthetic corpus's response distribution."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 import torch
 
 from multiref.eval.synthetic_distance import measure_all
+from multiref.tables import write_table
 from multiref.tables.results import synthetic_latex, synthetic_table
-from multiref.tables.corpus import write_table
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

@@ -1,8 +1,8 @@
 """Snakemake adapter: fine-tune (or train from scratch) the GPT-2 teacher."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 import torch
 
 from multiref.teacher.build import build_teacher

@@ -1,12 +1,12 @@
 """Snakemake adapter: the fine-tuned teacher decoded greedily on the test pairs, with its perplexity."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 import torch
 
-from multiref.eval.teacher_eval import teacher_decode_run
 from multiref.device import resolve_device
+from multiref.eval.teacher_eval import teacher_decode_run
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

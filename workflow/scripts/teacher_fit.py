@@ -1,11 +1,12 @@
 """Snakemake adapter: distance of the teacher to the synthetic corpus's true distribution."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
+
 from multiref.io import write_json
-from multiref.teacher.synthetic_distance import exact_fit, sample_fit, summarise, true_distributions
 from multiref.teacher.hypotheses import load_hypotheses
+from multiref.teacher.synthetic_distance import exact_fit, sample_fit, summarise, true_distributions
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)

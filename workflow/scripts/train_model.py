@@ -1,8 +1,8 @@
 """Snakemake adapter: train one model on one data setting."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
 
+import _src  # noqa: F401  (puts src/ on sys.path)
 import torch
 
 from multiref.models.run import train_run

@@ -1,7 +1,8 @@
 """Snakemake adapter: Mirror's (context, query, response) triples, their vocabulary and MMI's backward examples."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.mirror.triples import TripleConfig, write_triples
 from multiref.workflow import step

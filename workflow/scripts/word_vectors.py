@@ -1,7 +1,8 @@
 """Snakemake adapter: the initial word-embedding matrix of the vocabulary from pretrained vectors."""
 
-import _src  # noqa: F401  (puts src/ on sys.path)
 from pathlib import Path
+
+import _src  # noqa: F401  (puts src/ on sys.path)
 
 from multiref.models.data import load_vocabulary
 from multiref.models.embeddings import write_initial_embeddings

@@ -28,9 +28,12 @@ def download(url: str, dest: Path, timeout: float = 120.0, what: str = "the corp
     """Download ``url`` to ``dest`` atomically; on failure say what failed and how to use a local copy instead."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        with atomic_path(dest) as tmp:
-            with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as out:
-                shutil.copyfileobj(response, out, length=1 << 20)
+        with (
+            atomic_path(dest) as tmp,
+            urllib.request.urlopen(request, timeout=timeout) as response,
+            open(tmp, "wb") as out,
+        ):
+            shutil.copyfileobj(response, out, length=1 << 20)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError(f"could not download {what} from {url} ({reason}). {remedy}") from exc

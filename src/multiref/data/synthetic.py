@@ -316,12 +316,11 @@ def write_archive(
             "see the distribution Parquet file written beside this archive.\n"
         ),
     }
-    with atomic_path(archive_path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name, body in contents.items():
-                info = zipfile.ZipInfo(f"ijcnlp_dailydialog/{name}", date_time=(2017, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                zf.writestr(info, body.encode("utf-8"))
+    with atomic_path(archive_path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, body in contents.items():
+            info = zipfile.ZipInfo(f"ijcnlp_dailydialog/{name}", date_time=(2017, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, body.encode("utf-8"))
     meta = {"stage": "synthetic", "seed": seed, "n_dialogues": n_dialogues, "max_turns": max_turns}
     write_parquet(distribution_table(grammar), distribution_path, meta)
     return meta | {"n_utterances": sum(len(t) for _, t in dialogues)}

@@ -64,7 +64,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-
 Variant = Literal["authors", "nlgeval"]
 VARIANTS: tuple[str, ...] = ("authors", "nlgeval")
 EMBEDDING_METRICS: tuple[str, ...] = ("average", "extrema", "greedy")

@@ -20,8 +20,8 @@ import pyarrow as pa
 from multiref.data.pairs import Vocabulary, split_tokens
 from multiref.errors import MultirefError
 from multiref.eval import metrics
-from multiref.vectors import load_vectors
 from multiref.io import atomic_path, read_parquet_metadata, read_table, write_json, write_parquet
+from multiref.vectors import load_vectors
 
 PER_PAIR_SCHEMA = pa.schema(
     [("pair_id", pa.int64()), ("bleu2", pa.float64()), ("average", pa.float64()), ("extrema", pa.float64()), ("greedy", pa.float64())]

@@ -23,10 +23,10 @@ import torch
 from multiref.eval.decode import DECODE_SCHEMA
 from multiref.eval.metrics import authors_perplexity, token_perplexity
 from multiref.io import sha256_file, write_json, write_parquet
-from multiref.teacher.synthetic_distance import sequence_logprobs
 from multiref.teacher.format import TeacherFormat, utterance_limit
 from multiref.teacher.model import load_teacher
 from multiref.teacher.sampler import sample
+from multiref.teacher.synthetic_distance import sequence_logprobs
 
 GREEDY_TOP_P = 1e-9  # keeps only the most probable token: greedy decoding through the sampler
 

@@ -127,28 +127,40 @@ def beam_search(
         rows_index = (base + parent).view(-1)
         state = map_state(lambda s, index=rows_index: s.index_select(0, index), state)
         tokens = token.view(-1)
-        best_live = scores.max(dim=1).values.tolist()
-        for b in range(batch_size):
-            if done[b]:
-                continue
-            got = finished[b]
-            if first_finished:
-                done[b] = len(got) >= n_best
-            else:
-                kth = sorted((h.logprob for h in got), reverse=True)[n_best - 1] if len(got) >= n_best else None
-                done[b] = len(got) >= beam or (kth is not None and kth >= best_live[b])
-            if done[b]:
-                scores[b] = float("-inf")  # stop producing candidates for this entry
+        _mark_done(finished, done, scores, beam, n_best, first_finished)
         if all(done):
             break
+    return _ranked(finished, done, seqs, scores, n_best, first_finished)
+
+
+def _mark_done(finished: list[list[Hypothesis]], done: list[bool], scores: torch.Tensor, beam: int, n_best: int,
+               first_finished: bool) -> None:
+    """Mark the entries whose search is over (``n_best`` finished, or ``beam`` finished, or no live hypothesis can
+    beat the ``n_best``-th finished one) and stop them producing candidates."""
+    best_live = scores.max(dim=1).values.tolist()
+    for b, got in enumerate(finished):
+        if done[b]:
+            continue
+        if first_finished:
+            done[b] = len(got) >= n_best
+        else:
+            kth = sorted((h.logprob for h in got), reverse=True)[n_best - 1] if len(got) >= n_best else None
+            done[b] = len(got) >= beam or (kth is not None and kth >= best_live[b])
+        if done[b]:
+            scores[b] = float("-inf")  # stop producing candidates for this entry
+
+
+def _ranked(finished: list[list[Hypothesis]], done: list[bool], seqs: torch.Tensor, scores: torch.Tensor, n_best: int,
+            first_finished: bool) -> list[list[Hypothesis]]:
+    """The ``n_best`` hypotheses of each entry: the finished ones and, for an unfinished entry, its live ones."""
     out = []
     live_ids, live_scores = seqs.tolist(), scores.tolist()
-    for b in range(batch_size):
+    for b, got in enumerate(finished):
         live = [] if done[b] else [Hypothesis(tuple(ids), lp, False) for ids, lp in zip(live_ids[b], live_scores[b], strict=True) if lp > float("-inf")]
         if first_finished:
-            ranked = finished[b] + sorted(live, key=lambda h: -h.logprob)
+            ranked = got + sorted(live, key=lambda h: -h.logprob)
         else:
-            ranked = sorted(finished[b] + live, key=lambda h: -h.logprob)  # stable: earlier finished first on ties
+            ranked = sorted(got + live, key=lambda h: -h.logprob)  # stable: earlier finished first on ties
         out.append(ranked[:n_best])
     return out
 

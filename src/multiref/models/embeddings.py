@@ -64,7 +64,6 @@ def apply_embeddings(model: torch.nn.Module, matrix: np.ndarray, where: str) -> 
 def write_initial_embeddings(words: Sequence[str], pad_id: int, source: str, matrix_path: Path, info_path: Path) -> dict[str, Any]:
     """Load ``source``, write the vocabulary's matrix (``.npy``) and a summary (JSON), atomically."""
     from multiref.io import atomic_path, write_json
-
     from multiref.vectors import load_vectors
 
     matrix, hits = pretrained_embeddings(words, load_vectors(source), pad_id)

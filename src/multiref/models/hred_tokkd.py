@@ -22,19 +22,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from multiref.errors import ConfigError
 from multiref.models.hred import HRED, HREDConfig
-from multiref.models.layers import token_nll
 from multiref.models.kd_data import speaker_ids, student_embeddings, student_specials
+from multiref.models.layers import token_nll
 
 GUIDANCE = ("all", "target")
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from multiref.models.layers import init_linear, token_nll
 from multiref.models.hred import HRED, HREDConfig
+from multiref.models.layers import init_linear, token_nll
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class MHRED(HRED):
         """-log p(y | c_k, x) summed over tokens, for every mechanism k: [B, K]."""
         b, k = context.size(0), self.cfg.mechanisms
         ids = torch.arange(k, device=context.device).repeat(b)  # [B*K], mechanism-major within a context
-        rep = lambda t: t.repeat_interleave(k, dim=0)  # noqa: E731
+        rep = lambda t: t.repeat_interleave(k, dim=0)
         dec_ctx = self.mechanism_context(rep(context), ids)
         yk = rep(y)
         logits, _ = self.decoder(yk[:, :-1], self.initial_state(dec_ctx), dec_ctx, rep(memory), rep(mask))

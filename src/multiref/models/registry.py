@@ -42,14 +42,9 @@ def is_nested(spec: Mapping[str, Any]) -> bool:
 
 def build(name: str, spec: Mapping[str, Any], vocab_size: int, special_ids: Mapping[str, int]) -> torch.nn.Module:
     """A model from its configuration entry (``kind`` plus the dimensions of its config class)."""
-    kind = spec.get("kind")
-    if kind not in KINDS:
-        raise ConfigError(f"model {name!r}: unknown kind {kind!r} (known: {sorted(KINDS)})")
-    cls, config_cls = KINDS[kind]
-    fields = {k: v for k, v in spec.items() if k != "kind"}
     try:
-        return cls(config_cls(vocab_size=vocab_size, **special_ids, **fields))
-    except (TypeError, ValueError) as exc:
+        return _construct(spec, vocab_size=vocab_size, **special_ids)
+    except ConfigError as exc:
         raise ConfigError(f"model {name!r}: {exc}") from exc
 
 
@@ -57,14 +52,20 @@ def check_spec(name: str, spec: Mapping[str, Any]) -> None:
     """Build a configuration entry's model on the ``meta`` device (shapes only, no memory, no arithmetic), so
     that every constraint of its config and its layers (an even hidden size for Mirror, two or more mixture
     components, ...) is checked before any job runs."""
+    with torch.device("meta"):
+        _construct(spec, vocab_size=1000, pad_id=0, bos_id=1, eos_id=2)
+
+
+def _construct(spec: Mapping[str, Any], **sizes: int) -> torch.nn.Module:
+    """The model of a configuration entry with the given vocabulary size and special ids; a wrong kind, field or
+    value is a :class:`ConfigError`."""
     kind = spec.get("kind")
     if kind not in KINDS:
         raise ConfigError(f"unknown kind {kind!r} (known: {sorted(KINDS)})")
     cls, config_cls = KINDS[kind]
     fields = {k: v for k, v in spec.items() if k != "kind"}
     try:
-        with torch.device("meta"):
-            cls(config_cls(vocab_size=1000, pad_id=0, bos_id=1, eos_id=2, **fields))
+        return cls(config_cls(**sizes, **fields))
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
 

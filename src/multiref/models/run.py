@@ -10,12 +10,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from multiref.device import resolve_device
 from multiref.errors import ConfigError
 from multiref.io import content_digest, read_parquet_metadata, read_table, sha256_file, write_json
 from multiref.mirror.triples import triple_hypotheses
 from multiref.models import registry
-from multiref.models.embeddings import apply_embeddings
 from multiref.models.data import Example, load_vocabulary, pair_examples, setting_examples
+from multiref.models.embeddings import apply_embeddings
 from multiref.models.hred import parameter_count
 from multiref.models.hred_tokkd import load_tokkd_student
 from multiref.models.kd_data import student_specials, tokkd_examples, tokkd_pair_examples
@@ -23,7 +24,6 @@ from multiref.models.trainer import Schedule, train_model
 from multiref.resumable import write_log
 from multiref.teacher.format import utterance_limit
 from multiref.teacher.hypotheses import load_hypotheses, shard_paths
-from multiref.device import resolve_device
 
 SCHEDULE_KEYS = ("batch_size", "eval_batch_size", "lr", "max_grad_norm", "decay", "patience", "validate_every", "min_lr", "seed", "keep", "log_every")
 
@@ -52,6 +52,25 @@ def tokkd_inputs(
     by_pair = tokkd_pair_examples(train_pairs, tokenizer, limit)
     train_examples = [by_pair[p] for p in index["pair_id"]]
     return student, train_examples, tokkd_examples(dev_pairs, tokenizer, limit), student_specials(tokenizer), sha256_file(Path(teacher_dir) / "tokenizer.json")
+
+
+def _word_inputs(
+    name: str, spec: Mapping[str, Any], setting_path: Path, train_pairs: Path, dev_pairs: Path, vocab_path: Path,
+    hypotheses_manifest: Path | None, k: int, hypothesis_pairs: Path | None, init_embeddings: Path | None,
+) -> tuple[torch.nn.Module, list, list, dict[str, int], str]:
+    """A word-vocabulary model (every kind but tok-KD) and its examples: the model built with its specials (and
+    pretrained embeddings), the training examples of the setting, the dev examples, the specials, the vocab's sha."""
+    vocab = load_vocabulary(vocab_path)
+    hypotheses = hypothesis_texts(hypotheses_manifest, k)
+    if hypotheses is not None and hypothesis_pairs is not None:
+        hypotheses = triple_hypotheses(hypotheses, train_pairs, hypothesis_pairs)
+    train_examples = setting_examples(setting_path, train_pairs, hypotheses, vocab, nested=registry.is_nested(spec))
+    dev_examples = list(pair_examples(dev_pairs).values())
+    specials = {"pad_id": vocab.id("<pad>"), "bos_id": vocab.id("<s>"), "eos_id": vocab.id("</s>")}
+    model = registry.build(name, spec, len(vocab), specials)
+    if init_embeddings is not None:  # pretrained vectors (the authors: GloVe Twitter-200)
+        apply_embeddings(model, np.load(init_embeddings), f"model {name!r}")
+    return model, train_examples, dev_examples, specials, sha256_file(vocab_path)
 
 
 def train_run(
@@ -87,17 +106,10 @@ def train_run(
     if spec.get("kind") == "hred_tokkd":
         model, train_examples, dev_examples, specials, vocab_sha = tokkd_inputs(spec, setting_path, train_pairs, dev_pairs, teacher_dir, device)
     else:
-        vocab = load_vocabulary(vocab_path)
-        hypotheses = hypothesis_texts(hypotheses_manifest, int(meta.get("k", 0)))
-        if hypotheses is not None and hypothesis_pairs is not None:
-            hypotheses = triple_hypotheses(hypotheses, train_pairs, hypothesis_pairs)
-        train_examples = setting_examples(setting_path, train_pairs, hypotheses, vocab, nested=registry.is_nested(spec))
-        dev_examples = list(pair_examples(dev_pairs).values())
-        specials = {"pad_id": vocab.id("<pad>"), "bos_id": vocab.id("<s>"), "eos_id": vocab.id("</s>")}
-        model = registry.build(name, spec, len(vocab), specials)
-        if init_embeddings is not None:  # pretrained vectors (the authors: GloVe Twitter-200)
-            apply_embeddings(model, np.load(init_embeddings), f"model {name!r}")
-        vocab_sha = sha256_file(vocab_path)
+        model, train_examples, dev_examples, specials, vocab_sha = _word_inputs(
+            name, spec, setting_path, train_pairs, dev_pairs, vocab_path, hypotheses_manifest, int(meta.get("k", 0)),
+            hypothesis_pairs, init_embeddings,
+        )
     if not train_examples:
         raise ConfigError(f"{setting_path}: the data setting has 0 training examples ({train_pairs}); nothing to train on")
     if not dev_examples:

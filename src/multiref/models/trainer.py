@@ -69,6 +69,114 @@ def evaluate(model: torch.nn.Module, examples: Sequence[Example], batch_size: in
     return {"dev_loss": sum(losses) / n, "dev_monitor": sum(monitors) / n, "dev_ppl": math.exp(nll / max(tokens, 1))}
 
 
+def _check_can_train(n_train: int, n_dev: int, schedule: Schedule, checkpoint: Path) -> None:
+    """Refuse a run that could not take one optimiser step, before anything is built."""
+    if schedule.keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {schedule.keep!r}")
+    if not n_train or not n_dev:
+        raise MultirefError(
+            f"nothing to train on: {n_train} training and {n_dev} dev examples "
+            f"(checkpoint {checkpoint}); a model trained on no data is not written"
+        )
+    if schedule.lr <= schedule.min_lr or schedule.epochs < 1:
+        raise MultirefError(
+            f"the schedule allows no optimiser step: lr {schedule.lr}, min_lr {schedule.min_lr}, epochs {schedule.epochs} "
+            "(training stops once the learning rate is at or below min_lr)"
+        )
+
+
+class _Run:
+    """One training run: the model, Adam, the plateau scheduler and the resumable counters in ``state``."""
+
+    def __init__(self, model: torch.nn.Module, train_examples: Sequence[Example], dev_examples: Sequence[Example],
+                 schedule: Schedule, checkpoint: Path, pad_id: int, device: str, ckpt: Checkpointer,
+                 inputs: Mapping[str, Any] | None) -> None:
+        self.model, self.train_examples, self.dev_examples = model, train_examples, dev_examples
+        self.schedule, self.checkpoint, self.pad_id, self.device, self.ckpt = schedule, checkpoint, pad_id, device, ckpt
+        model.to(device).train()
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=schedule.decay, patience=schedule.patience
+        )
+        self.fingerprint = {
+            "schedule": asdict(schedule),
+            "model": repr(getattr(model, "cfg", type(model).__name__)),
+            "n_train": len(train_examples),
+            "n_dev": len(dev_examples),
+            "inputs": dict(inputs or {}),
+        }
+        fresh: dict[str, Any] = {
+            "epoch": 0, "batch": 0, "step": 0, "examples": 0, "log": [], "best": math.inf, "best_weights": None,
+            "recent": [], "stop": None,
+        }
+        self.state = load_state(checkpoint, self.fingerprint, model, self.optimizer, self.plateau, device) or fresh
+        self.recent: deque[float] = deque(self.state["recent"], maxlen=5)
+
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def save(self) -> None:
+        save_state(self.checkpoint, self.fingerprint, self.model, self.optimizer, self.plateau, self.state)
+        self.ckpt.saved(self.checkpoint)
+
+    def validate(self) -> None:
+        """Dev evaluation; the plateau scheduler steps on the dev monitor and the best weights are kept."""
+        state = self.state
+        dev = evaluate(self.model, self.dev_examples, self.schedule.eval_batch_size, self.pad_id, self.device, state["step"])
+        self.plateau.step(dev["dev_monitor"])
+        if dev["dev_monitor"] < state["best"]:
+            state["best"] = dev["dev_monitor"]
+            state["best_weights"] = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": self.lr(), "train_loss": None, **dev})
+        self.save()
+
+    def step(self, chosen: Sequence[Example]) -> float:
+        """One optimiser step on a batch: loss, backward, gradient clipping, Adam; returns the loss."""
+        tick = time.perf_counter()
+        loss = self.model(*collate(chosen, self.pad_id, self.device), step=self.state["step"])["loss"]
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"non-finite loss ({loss.item()}) at step {self.state['step'] + 1}; last finite losses "
+                f"{[round(v, 4) for v in self.recent]}; the last good checkpoint is {self.checkpoint}"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.schedule.max_grad_norm)
+        self.optimizer.step()
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        # Training time only (no validation, no start-up), kept across resumes: Trn Time of Tables 1/2.
+        self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + time.perf_counter() - tick
+        return loss.item()
+
+    def epoch(self, bar: tqdm, stop_after: int | None) -> bool:
+        """The rest of the current epoch (from ``state["batch"]``); True when ``stop_after`` interrupts it."""
+        state, schedule = self.state, self.schedule
+        batches = epoch_batches(len(self.train_examples), schedule.batch_size, schedule.seed, state["epoch"])
+        while state["batch"] < len(batches):
+            chosen = [self.train_examples[i] for i in batches[state["batch"]]]
+            loss = self.step(chosen)
+            state["batch"] += 1
+            state["step"] += 1
+            state["examples"] += len(chosen)
+            self.recent.append(loss)
+            state["recent"] = list(self.recent)
+            bar.update(1)
+            if state["step"] % schedule.log_every == 0:
+                state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": self.lr(), "train_loss": loss,
+                                     "dev_loss": None, "dev_monitor": None, "dev_ppl": None})
+            if state["step"] % schedule.validate_every == 0:
+                self.validate()
+            elif self.ckpt.due():
+                self.save()
+            if schedule.max_examples and state["examples"] >= schedule.max_examples:
+                state["stop"] = "example budget"
+                return False
+            if stop_after is not None and state["step"] >= stop_after:
+                return True
+        return False
+
+
 @preemptible
 def train_model(
     model: torch.nn.Module,
@@ -89,106 +197,31 @@ def train_model(
     checkpoint's fingerprint with the schedule and the model, so a checkpoint is resumed only by a run of the
     same configuration on the same data."""
     ckpt = Checkpointer(checkpoint_seconds)
-    if schedule.keep not in ("best", "last"):
-        raise ValueError(f"keep must be 'best' or 'last', got {schedule.keep!r}")
-    if not train_examples or not dev_examples:
-        raise MultirefError(
-            f"nothing to train on: {len(train_examples)} training and {len(dev_examples)} dev examples "
-            f"(checkpoint {checkpoint}); a model trained on no data is not written"
-        )
-    if schedule.lr <= schedule.min_lr or schedule.epochs < 1:
-        raise MultirefError(
-            f"the schedule allows no optimiser step: lr {schedule.lr}, min_lr {schedule.min_lr}, epochs {schedule.epochs} "
-            "(training stops once the learning rate is at or below min_lr)"
-        )
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=schedule.decay, patience=schedule.patience)
-    fingerprint = {
-        "schedule": asdict(schedule),
-        "model": repr(getattr(model, "cfg", type(model).__name__)),
-        "n_train": len(train_examples),
-        "n_dev": len(dev_examples),
-        "inputs": dict(inputs or {}),
-    }
-    state: dict[str, Any] = {
-        "epoch": 0, "batch": 0, "step": 0, "examples": 0, "log": [], "best": math.inf, "best_weights": None,
-        "recent": [], "stop": None,
-    }
-    state = load_state(checkpoint, fingerprint, model, optimizer, plateau, device) or state
-
-    def lr() -> float:
-        return optimizer.param_groups[0]["lr"]
-
-    def validate() -> None:
-        dev = evaluate(model, dev_examples, schedule.eval_batch_size, pad_id, device, state["step"])
-        plateau.step(dev["dev_monitor"])
-        if dev["dev_monitor"] < state["best"]:
-            state["best"] = dev["dev_monitor"]
-            state["best_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": lr(), "train_loss": None, **dev})
-        save()
-
-    def save() -> None:
-        save_state(checkpoint, fingerprint, model, optimizer, plateau, state)
-        ckpt.saved(checkpoint)
-
+    _check_can_train(len(train_examples), len(dev_examples), schedule, checkpoint)
+    run = _Run(model, train_examples, dev_examples, schedule, checkpoint, pad_id, device, ckpt, inputs)
+    state = run.state
     steps_per_epoch = math.ceil(len(train_examples) / schedule.batch_size)
     bar = tqdm(total=steps_per_epoch * schedule.epochs, initial=state["step"], desc="train", unit="step", disable=not progress, mininterval=5)
-    recent: deque[float] = deque(state["recent"], maxlen=5)
     while state["stop"] is None:
         if state["epoch"] >= schedule.epochs:
             state["stop"] = "epoch budget"
             break
-        if state["batch"] == 0 and lr() <= schedule.min_lr:
+        if state["batch"] == 0 and run.lr() <= schedule.min_lr:
             state["stop"] = "learning rate below minimum"
             break
-        batches = epoch_batches(len(train_examples), schedule.batch_size, schedule.seed, state["epoch"])
-        while state["batch"] < len(batches):
-            chosen = [train_examples[i] for i in batches[state["batch"]]]
-            tick = time.perf_counter()
-            loss = model(*collate(chosen, pad_id, device), step=state["step"])["loss"]
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"non-finite loss ({loss.item()}) at step {state['step'] + 1}; last finite losses "
-                    f"{[round(v, 4) for v in recent]}; the last good checkpoint is {checkpoint}"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.max_grad_norm)
-            optimizer.step()
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            # Training time only (no validation, no start-up), kept across resumes: Trn Time of Tables 1/2.
-            state["train_seconds"] = state.get("train_seconds", 0.0) + time.perf_counter() - tick
-            state["batch"] += 1
-            state["step"] += 1
-            state["examples"] += len(chosen)
-            recent.append(loss.item())
-            state["recent"] = list(recent)
-            bar.update(1)
-            if state["step"] % schedule.log_every == 0:
-                state["log"].append({"step": state["step"], "epoch": state["epoch"], "lr": lr(), "train_loss": loss.item(), "dev_loss": None, "dev_monitor": None, "dev_ppl": None})
-            if state["step"] % schedule.validate_every == 0:
-                validate()
-            elif ckpt.due():
-                save()
-            if schedule.max_examples and state["examples"] >= schedule.max_examples:
-                state["stop"] = "example budget"
-                break
-            if stop_after is not None and state["step"] >= stop_after:
-                bar.close()
-                return {"log": state["log"], "stopped": "interrupted"}
+        if run.epoch(bar, stop_after):
+            bar.close()
+            return {"log": state["log"], "stopped": "interrupted"}
         if state["stop"] is None:
             state["epoch"] += 1
             state["batch"] = 0
-            save()
+            run.save()
     bar.close()
     if state["step"] == 0:
         raise MultirefError(f"the run stopped after 0 optimiser steps ({state['stop']}; checkpoint {checkpoint}); nothing is written")
     if not state["log"] or state["log"][-1]["step"] != state["step"] or state["log"][-1]["dev_loss"] is None:
-        validate()  # a final validation, so that the best model is chosen among all validated states
-    save_state(checkpoint, fingerprint, model, optimizer, plateau, state)
+        run.validate()  # a final validation, so that the best model is chosen among all validated states
+    save_state(checkpoint, run.fingerprint, model, run.optimizer, run.plateau, state)
     if schedule.keep == "best" and state["best_weights"] is not None:
         model.load_state_dict(state["best_weights"])
     return {

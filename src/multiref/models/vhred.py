@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from multiref.models.layers import init_linear, token_nll
 from multiref.models.hred import HRED, HREDConfig
+from multiref.models.layers import init_linear, token_nll
 from multiref.models.priors import GaussianNet, Latent, MixturePrior, gaussian_kl
 
 

@@ -68,7 +68,7 @@ class VHREDMBoW(VHRED):
         b, k, _ = y.shape
         memory, mask, context = self.encode(x, x_floor, y_floor)
         prior = self.prior(context)
-        rep = lambda t: t.repeat_interleave(k, dim=0)  # noqa: E731  context-major: row b*K + j
+        rep = lambda t: t.repeat_interleave(k, dim=0)
         flat_y = y.reshape(b * k, -1)
         ctx_k = rep(context)
         _, y_vec = self.sentence_encoder(flat_y, (flat_y != self.cfg.pad_id).sum(-1))

@@ -41,15 +41,32 @@ def _models_table(models: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _doc_ref(name: str, docs_dir: Path | None) -> str:
+    """``docs/<name>``, as a link to the file when ``docs_dir`` is given."""
+    text = f"docs/{name}"
+    if docs_dir is None:
+        return f"``{text}``"
+    return f"`{text} <{(docs_dir / name).resolve().as_uri()}>`__"
+
+
+def _tables_shown(config: Mapping[str, Any]) -> list[str]:
+    """The tables a configuration builds, in words."""
+    tables = ["Table 8 (corpus statistics)", "Table 1 (data enhancement)", "Table 2 (model enhancement)"]
+    if _get(config, "tables.table4.model", None):
+        tables.append("Table 4 (number of hypotheses, with and without the ground truth)")
+    if _get(config, "tables.table5.model", None):
+        tables.append("Table 5 (each latent variable of the LGM model alone)")
+    if _get(config, "corpus.source") == "synthetic":
+        tables.append("the synthetic-distance table (exact KL to the known distribution)")
+    return tables
+
+
 def methods_rst(config: Mapping[str, Any], runs: list[str], docs_dir: Path | None = None) -> str:
     """The methods page of a configuration as reStructuredText. ``runs`` are the report's runs
     (``model/setting``); ``docs_dir``, when given, makes the docs/ references links to those files."""
 
     def doc(name: str) -> str:
-        text = f"docs/{name}"
-        if docs_dir is None:
-            return f"``{text}``"
-        return f"`{text} <{(docs_dir / name).resolve().as_uri()}>`__"
+        return _doc_ref(name, docs_dir)
 
     source = _get(config, "corpus.source")
     corpus = (
@@ -58,24 +75,18 @@ def methods_rst(config: Mapping[str, Any], runs: list[str], docs_dir: Path | Non
     )
     settings = ", ".join(f"``{s}``" for s in _get(config, "settings.names", []))
     reval = _get(config, "reval.encoder", None)
-    tables = ["Table 8 (corpus statistics)", "Table 1 (data enhancement)", "Table 2 (model enhancement)"]
-    if _get(config, "tables.table4.model", None):
-        tables.append("Table 4 (number of hypotheses, with and without the ground truth)")
-    if _get(config, "tables.table5.model", None):
-        tables.append("Table 5 (each latent variable of the LGM model alone)")
-    if source == "synthetic":
-        tables.append("the synthetic-distance table (exact KL to the known distribution)")
+    tables = _tables_shown(config)
     docs = "\n".join(f"- {doc(name)}: {what}." for name, what in DOCS.items())
     sections = [
         ("Methods", "="),
-        (f"Configuration ``{_get(config, 'run_name')}``, outputs under ``{_get(config, 'root')}/``. This page "
-         "summarises how every number in the report was made; the documents named below hold the details.", None),
+        ((f"Configuration ``{_get(config, 'run_name')}``, outputs under ``{_get(config, 'root')}/``. This page "
+         "summarises how every number in the report was made; the documents named below hold the details."), None),
         ("Data", "-"),
-        (f"Corpus: {corpus}. Dialogues are normalised and tokenised as in the authors' code, split by "
+        ((f"Corpus: {corpus}. Dialogues are normalised and tokenised as in the authors' code, split by "
          f"session (train/dev/test bounds {_get(config, 'data.split.train_end')}/{_get(config, 'data.split.dev_end')}), "
          f"and every utterance from the second one on is a response to up to {_get(config, 'data.history_len')} "
          f"previous utterances, each truncated to {_get(config, 'data.max_utterance_tokens')} tokens; the "
-         f"vocabulary holds at most {_get(config, 'data.vocab_size')} entries. See {doc('data.md')} and {doc('fidelity.md')}.", None),
+         f"vocabulary holds at most {_get(config, 'data.vocab_size')} entries. See {doc('data.md')} and {doc('fidelity.md')}."), None),
         ("Teacher and hypotheses", "-"),
         (("A small GPT-2 teacher with its own byte-level BPE is trained from scratch"
           if _get(config, "teacher.init") == "scratch"
@@ -93,17 +104,17 @@ def methods_rst(config: Mapping[str, Any], runs: list[str], docs_dir: Path | Non
         (_models_table({name: spec for name, spec in _get(config, "models", {}).items()
                         if any(r.split("/")[0] == name for r in runs)}), None),
         ("Decoding", "-"),
-        (f"Each run decodes the test contexts greedily (at most {_get(config, 'decode.max_len')} tokens, batches "
+        ((f"Each run decodes the test contexts greedily (at most {_get(config, 'decode.max_len')} tokens, batches "
          f"of {_get(config, 'decode.batch_size')}); latent models draw z from the prior with seed "
          f"{_get(config, 'decode.seed')}. Mixture-prior models are also decoded with each latent variable alone "
-         "(Table 5, the per-variable samples and the π̄ plots).", None),
+         "(Table 5, the per-variable samples and the π̄ plots)."), None),
         ("Metrics", "-"),
-        (f"Perplexity is the authors' mean over test batches of exp(mean token cross-entropy). BLEU-2 and the "
+        ((f"Perplexity is the authors' mean over test batches of exp(mean token cross-entropy). BLEU-2 and the "
          f"embedding metrics Extrema / Average / Greedy (word vectors ``{_get(config, 'eval.word_vectors')}``, "
          f"variant ``{_get(config, 'eval.embedding_variant')}``) compare each response with its single "
          "reference and are multiplied by 100; Distinct-1/2 count the distinct uni-/bigrams of all responses. "
-         f"Intervals in the tables are paired-bootstrap over test contexts ({_get(config, 'tables.bootstrap.samples')} "
-         "resamples).", None),
+         f"Intervals in the tables are paired-bootstrap {_get(config, 'tables.bootstrap.level', 0.95) * 100:g}% "
+         f"intervals over test contexts ({_get(config, 'tables.bootstrap.samples')} resamples)."), None),
         ("Evaluator", "-"),
         ((f"Reval is the learned evaluator of Zhao, Lala & Kawahara (2020) with encoder ``{reval}``, trained on "
           f"human judgements; see {doc('reval.md')}. Where a run has no Reval score yet, the plots leave the metric out.")

@@ -12,14 +12,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-from multiref.errors import MultirefError  # noqa: E402
-from multiref.io import atomic_path  # noqa: E402
-from multiref.report.collect import METRICS  # noqa: E402
+from multiref.errors import MultirefError
+from multiref.io import atomic_path
+from multiref.report.collect import METRICS
 
 #: Metadata written into every image: none that changes between runs.
 _PNG_METADATA: dict[str, Any] = {"Software": None}

@@ -21,8 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from multiref.errors import ConfigError, MultirefError
 from multiref import reval as R
+from multiref.errors import ConfigError, MultirefError
 from multiref.io import write_json, write_parquet
 
 HELDOUT_SCHEMA = pa.schema([

@@ -107,7 +107,7 @@ def read_judgement_items(path: str | Path, member: str = "dd_annotations.json") 
                 if not names:
                     raise ConfigError(f"{p}: no member named {member!r} (reval.judgements.member); members: "
                                       f"{', '.join(archive.namelist()[:30])}")
-                data = archive.read(sorted(names, key=len)[0])
+                data = archive.read(min(names, key=len))
         else:
             data = p.read_bytes()
         text = data.decode("utf-8")

@@ -11,7 +11,6 @@ import pandas as pd
 import torch
 
 from multiref.errors import ConfigError
-
 from multiref.reval.model import Context, RevalConfig, RevalModel, format_input, load_reval
 
 # --------------------------------------------------------------------------------------------------------------

@@ -25,8 +25,17 @@ from multiref.errors import ConfigError
 from multiref.io import content_digest
 from multiref.preempt import Checkpointer, stop_signals
 from multiref.resumable import Plateau, read_state, restore_rng, write_state
-
-from multiref.reval.model import Context, PretrainConfig, RevalConfig, RevalModel, build_reval, device_of, load_reval, resolve_encoder, save_reval
+from multiref.reval.model import (
+    Context,
+    PretrainConfig,
+    RevalConfig,
+    RevalModel,
+    build_reval,
+    device_of,
+    load_reval,
+    resolve_encoder,
+    save_reval,
+)
 from multiref.reval.scoring import correlations, encode_all, eval_batches, pad_batch, score_ids
 
 CHECKPOINT_FORMAT = 1  # of train_reval's checkpoint file; part of its fingerprint
@@ -71,7 +80,7 @@ def next_utterance_examples(pairs: pd.DataFrame, max_pairs: int | None = None, s
 # Checkpoints: a killed or preempted training resumes where it was, with the result of an uninterrupted run
 
 
-class _Stopped(Exception):  # noqa: N818 (not an error: ``stop_after`` steps were run and the state saved)
+class _Stopped(Exception):
     def __init__(self, total_steps: int) -> None:
         self.total_steps = total_steps
         super().__init__(f"stopped after {total_steps} steps")

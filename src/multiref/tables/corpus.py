@@ -1,4 +1,5 @@
-"""The paper's tables, computed from the pipeline's outputs, with paper values as reference columns."""
+"""Table 8 of Zhao et al. (2021): sessions and pairs per split, counted from the pipeline's outputs, with the paper's
+values as reference columns (none to compare with on a pilot subset)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pyarrow.parquet as pq
 
 from multiref import paper
 from multiref.data.dailydialog import SPLITS
-from multiref.io import atomic_path
 
 SPLIT_LABELS = {"train": "Train", "dev": "Validation", "test": "Test"}
 
@@ -92,11 +92,3 @@ def table8_latex(df: pd.DataFrame, caption: str) -> str:
             lines.append(f"{labels[row['item']]} (paper) & {cells}" + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{caption}}}", r"\label{tab:corpus}", r"\end{table}", ""]
     return "\n".join(lines)
-
-
-def write_table(df: pd.DataFrame, latex: str, csv_path: Path, tex_path: Path) -> None:
-    """Write the CSV and LaTeX of a table atomically."""
-    with atomic_path(csv_path) as tmp:
-        df.to_csv(tmp, index=False)
-    with atomic_path(tex_path) as tmp:
-        tmp.write_text(latex, encoding="utf-8")

@@ -15,11 +15,11 @@ import torch
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from multiref.io import content_digest, write_json
+from multiref.resumable import write_log
+from multiref.teacher.finetune import Example, TrainConfig, save_teacher, token_nll, train
 from multiref.teacher.format import TeacherFormat
 from multiref.teacher.model import pretrained_model, resolve_device, scratch_model
 from multiref.teacher.tokenizer import check_special_tokens, load_tokenizer, pretrained_tokenizer, train_bpe
-from multiref.teacher.finetune import Example, TrainConfig, save_teacher, token_nll, train
-from multiref.resumable import write_log
 
 
 def pair_examples(pairs_path: Path, fmt: TeacherFormat, max_len: int) -> list[Example]:

@@ -21,8 +21,8 @@ from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from multiref.io import atomic_dir, write_json
 from multiref.preempt import Checkpointer, preemptible
-from multiref.teacher.format import IGNORE
 from multiref.resumable import epoch_batches, load_state, save_state
+from multiref.teacher.format import IGNORE
 
 Example = tuple[list[int], list[int]]
 
@@ -83,6 +83,21 @@ def _linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
 
 
 @preemptible
+def _log_row(state: dict[str, Any], epoch: float, lr: float, dev_loss: float | None = None) -> None:
+    """Append a row of the training curve (the mean training loss since the last row) and restart that mean."""
+    state["curve"].append(
+        {
+            "step": state["step"],
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": state["loss_sum"] / state["loss_n"] if state["loss_n"] else None,
+            "dev_loss": dev_loss,
+            "dev_ppl": None if dev_loss is None else math.exp(dev_loss),
+        }
+    )
+    state["loss_sum"], state["loss_n"] = 0.0, 0
+
+
 def train(
     model: GPT2LMHeadModel,
     train_examples: Sequence[Example],
@@ -136,17 +151,7 @@ def train(
             state["loss_n"] += 1
             bar.update(1)
             if state["step"] % cfg.log_every == 0:
-                state["curve"].append(
-                    {
-                        "step": state["step"],
-                        "epoch": state["epoch"] + state["batch"] / len(batches),
-                        "lr": scheduler.get_last_lr()[0],
-                        "train_loss": state["loss_sum"] / state["loss_n"],
-                        "dev_loss": None,
-                        "dev_ppl": None,
-                    }
-                )
-                state["loss_sum"], state["loss_n"] = 0.0, 0
+                _log_row(state, state["epoch"] + state["batch"] / len(batches), scheduler.get_last_lr()[0])
             if state["step"] % cfg.checkpoint_every == 0 or ckpt.due():
                 save()
             if stop_after is not None and state["step"] >= stop_after:
@@ -154,17 +159,7 @@ def train(
                 return state["curve"]
         nll, count = token_nll(model, dev_examples, cfg.eval_batch_size, pad_id, device)
         dev_loss = nll / max(count, 1)
-        state["curve"].append(
-            {
-                "step": state["step"],
-                "epoch": state["epoch"] + 1,
-                "lr": scheduler.get_last_lr()[0],
-                "train_loss": state["loss_sum"] / state["loss_n"] if state["loss_n"] else None,
-                "dev_loss": dev_loss,
-                "dev_ppl": math.exp(dev_loss),
-            }
-        )
-        state["loss_sum"], state["loss_n"] = 0.0, 0
+        _log_row(state, state["epoch"] + 1, scheduler.get_last_lr()[0], dev_loss)
         state["epoch"] += 1
         state["batch"] = 0
         save()

@@ -25,11 +25,11 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
+from multiref.device import resolve_device
 from multiref.errors import MultirefError
 from multiref.io import content_digest, move_aside, sha256_file, write_json, write_parquet
 from multiref.preempt import Checkpointer, preemptible
 from multiref.teacher.format import TeacherFormat, utterance_limit
-from multiref.device import resolve_device
 from multiref.teacher.sampler import check_sampling, sample
 
 HYPOTHESIS_SCHEMA = pa.schema(

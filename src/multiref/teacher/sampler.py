@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from transformers import GPT2LMHeadModel

@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 import torch
 
 from multiref.data.text import normalize
+from multiref.teacher.finetune import Example, collate
 from multiref.teacher.format import IGNORE, TeacherFormat, utterance_limit
 from multiref.teacher.model import load_teacher
-from multiref.teacher.finetune import Example, collate
 
 
 def true_distributions(distribution_path: Path) -> dict[str, dict[str, float]]:
