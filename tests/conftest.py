@@ -57,6 +57,18 @@ def dialogue(utts: list[str], topic: int = 1) -> tuple[list[str], list[int], lis
     return utts, [1] * len(utts), [0] * len(utts), topic
 
 
+def demo_config() -> dict:
+    """The demo's configuration as Snakemake sees it: config/demo.yaml (an override) merged onto config/config.yaml,
+    with the schema's defaults filled in."""
+    import yaml
+    from snakemake.utils import update_config, validate
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    update_config(config, yaml.safe_load((REPO / "config" / "demo.yaml").read_text()))
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
 def run_snakemake(*args: str, cwd: Path = REPO, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run Snakemake from the repository root; on failure the output is shown in the assertion."""
     proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env, check=False)

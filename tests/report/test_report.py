@@ -16,8 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
-from conftest import REPO, run_snakemake
+from conftest import demo_config, run_snakemake
 
 from multiref.errors import MultirefError
 from multiref.io import write_parquet
@@ -336,7 +335,7 @@ def test_demo_report_renders_in_headless_chromium(demo_root: Path, tmp_path: Pat
     tables = ["table1", "table2", "table4", "table5", "table8", "table_synthetic"]
     expected = [f"{t}.csv" for t in tables] + [f"{t}.html" for t in tables]
     expected += ["metric_trends.png", "training_curves.png", "samples.html", "methods.html"]
-    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    demo = demo_config()
     assert demo["report"]["components"] == "table5"  # per-variable items for Table 5's run only
     table5_run = f"{demo['tables']['table5']['model']}_{demo['tables']['table5']['data']}"
     expected += [f"pi_bar_{table5_run}.png", f"samples_components_{table5_run}.html"]

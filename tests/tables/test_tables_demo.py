@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import demo_config, run_snakemake
 
-DEMO = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+DEMO = demo_config()
 PRINTED = ["param", "trn_time", "data", "ppl", "bleu2", "ext", "avg", "grd", "reval", "d1", "d2"]
 
 
