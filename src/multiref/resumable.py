@@ -18,11 +18,39 @@ from multiref.io import atomic_path, move_aside
 LOG_FIELDS = ["step", "epoch", "lr", "train_loss", "dev_loss", "dev_monitor", "dev_ppl"]
 
 
+BATCHINGS = ("random", "pooled")
+POOL_BATCHES = 100  # torchtext's pool: chunks of 100 batches
+
+
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """The batches (example indices) of one epoch: a permutation fixed by ``seed`` and ``epoch``."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(n, generator=generator).tolist()
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def pooled_batches(
+    n: int, batch_size: int, seed: int, epoch: int, lengths: Sequence[int], pool: int = POOL_BATCHES
+) -> list[list[int]]:
+    """The batches of one epoch as torchtext's ``pool`` makes them for OpenNMT's training iterator (Mirror's
+    code): the examples in a random order, cut into chunks of ``pool`` batches; each chunk sorted by
+    ``lengths`` (stable: equal lengths keep the random order) and cut into batches, whose order within the
+    chunk is shuffled; each batch listed longest first (``sort_within_batch``). Every example occurs once.
+    Fixed by ``seed`` and ``epoch`` like :func:`epoch_batches` (so a resumed epoch has the same batches)."""
+    if len(lengths) != n:
+        raise ValueError(f"pooled batches need one length per example: {len(lengths)} lengths for {n} examples")
+    if batch_size < 1 or pool < 1:
+        raise ValueError(f"batch_size and pool must be at least 1, got {batch_size} and {pool}")
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    batches: list[list[int]] = []
+    chunk = batch_size * pool
+    for start in range(0, n, chunk):
+        ranked = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        cut = [ranked[i : i + batch_size] for i in range(0, len(ranked), batch_size)]
+        shuffle = torch.randperm(len(cut), generator=generator).tolist()
+        batches += [sorted(cut[j], key=lambda i: lengths[i], reverse=True) for j in shuffle]
+    return batches
 
 
 def write_log(rows: Sequence[dict[str, Any]], path: Path) -> None:

@@ -61,7 +61,7 @@ def test_missing_evaluation_word_vectors(data: dict[str, Path], tmp_path: Path, 
     source = source.format(tmp=tmp_path)
     out = tmp_path / "eval_vectors"
     with pytest.raises(ConfigError, match=rf"word-vector file {re.escape(str(source))} does not exist"):
-        prepare_eval_vectors(source, data["train"], out / "vectors.kv", out / "vectors.json")
+        prepare_eval_vectors(source, data["sessions"], data["train"], out / "vectors.kv", out / "vectors.json")
     assert files_under(out) == []
 
 

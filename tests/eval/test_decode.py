@@ -34,6 +34,7 @@ def test_latent_decoding_is_seeded_and_assign_k_selects_a_component() -> None:
     torch.manual_seed(0)
     model = VHRED(VHREDConfig(**SMALL, latent_dim=4, prior="lgm", components=3))
     model.prior_net.ctx2mu[-1].bias.data.normal_(0, 3)  # well-separated components, so decodings differ
+    model.decoder.feat_fc.weight.data.uniform_(-1, 1)  # a decoder input that z visibly moves (untrained model)
     run = lambda **kw: decode(model, examples(), list(range(7)), word_detokenizer(TOKENS), batch_size=4, **kw)
     assert run(seed=1).equals(run(seed=1))
     by_k = [run(seed=1, assign_k=k).column("hypothesis").to_pylist() for k in range(3)]

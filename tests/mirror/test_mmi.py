@@ -40,6 +40,38 @@ def test_defaults_are_documented_values() -> None:
     assert (DEFAULT_LAMBDA, DEFAULT_GAMMA) == (0.5, 0.0)
 
 
+def test_n_best_default_is_dc_neuralconversations_beam_10_n_best_10(monkeypatch) -> None:
+    """DC-NeuralConversation's README decodes DC-MMI10 with -beam_size 10 -n_best 10 (docs/fidelity.md, Mi17): the
+    library, the schema and config/config.yaml agree on 10, and a forward model of beam 10 searches 10 wide."""
+    import inspect
+    from pathlib import Path
+
+    import yaml
+
+    from multiref.mirror.mmi import DEFAULT_N, mmi_decode_run
+    from multiref.models import seq2seq_attn
+
+    repo = Path(__file__).resolve().parents[2]
+    schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    config = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    assert DEFAULT_N == 10
+    assert schema["properties"]["mirror"]["properties"]["mmi"]["properties"]["n"]["default"] == DEFAULT_N
+    assert config["mirror"]["mmi"]["n"] == DEFAULT_N
+    for fn in (mmi_decode, mmi_decode_run):
+        assert inspect.signature(fn).parameters["n"].default == DEFAULT_N
+    seen, search = [], seq2seq_attn.beam_search
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["beam"], kwargs["n_best"]))
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(seq2seq_attn, "beam_search", spy)
+    torch.manual_seed(2)
+    forward = Seq2SeqAttn(Seq2SeqAttnConfig(vocab_size=V, embedding_dim=8, hidden=16, layers=1, dropout=0.0, beam=10)).eval()
+    chosen = mmi_decode(forward, tiny(seed=3), [triple([5, 6], [7])], max_len=4)
+    assert seen == [(10, 10)] and len(chosen) == 1
+
+
 @pytest.mark.parametrize(("lam", "chosen"), [(0.0, 0), (0.5, 1), (2.0, 2)])
 def test_lambda_moves_the_choice_towards_the_backward_model(lam: float, chosen: int) -> None:
     # scores: lam 0 -> (-1, -2, -3); lam 0.5 -> (-6, -4, -4.5); lam 2 -> (-21, -10, -9)

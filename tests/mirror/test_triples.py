@@ -73,20 +73,43 @@ def test_filters_on_train_and_dev_only() -> None:
     assert max(len(r) for r in tables["test"].column("response_ids").to_pylist()) == 12
 
 
-def test_vocabulary_cap_and_ranking() -> None:
-    # word k occurs k times in one utterance, counted 3 times (as c, x and y of the sliding triples);
-    # the test split's words never enter the vocabulary
+@pytest.mark.parametrize("counting", ["opennmt", "once"])
+def test_vocabulary_cap_and_ranking(counting: str) -> None:
+    # word k occurs k times in one utterance, counted as c, x and y of the sliding triples (once: 3 times;
+    # opennmt: 1 + 2 + 2 times); the test split's words never enter the vocabulary
     middle = [" ".join(f"w{k}" for _ in range(k)) for k in range(1, 30)]
     train = [session(0, "train", ["e1", "e2", *middle, "e2", "e1"])]
     test = [session(1, "test", ["zzz yyy", "zzz", "zzz"])]
-    size = len(SPECIAL_TOKENS) + 5
-    vocab, tables, _ = build_triples(train + test, TripleConfig(vocab_size=size))
-    assert len(vocab) == size and vocab.tokens[: len(SPECIAL_TOKENS)] == SPECIAL_TOKENS
+    size = len(SPECIAL_TOKENS) + 5 if counting == "once" else 5  # once: the specials count in the size
+    vocab, tables, _ = build_triples(train + test, TripleConfig(vocab_size=size, vocab_counting=counting))
+    assert len(vocab) == len(SPECIAL_TOKENS) + 5 and vocab.tokens[: len(SPECIAL_TOKENS)] == SPECIAL_TOKENS
     assert vocab.tokens[len(SPECIAL_TOKENS):] == ("w29", "w28", "w27", "w26", "w25")
+    assert vocab.counts[len(SPECIAL_TOKENS)] == 29 * (5 if counting == "opennmt" else 3)
     unk = vocab.id("<unk>")
     assert tables["test"].column("response_ids").to_pylist()[0] == [vocab.id("<s>"), unk, vocab.id("</s>")]
     with pytest.raises(ConfigError, match="vocab_size"):
-        TripleConfig(vocab_size=3)
+        TripleConfig(vocab_size=3, vocab_counting="once")
+    with pytest.raises(ConfigError, match="vocab_size: must be a positive integer"):
+        TripleConfig(vocab_size=0)
+    with pytest.raises(ConfigError, match="vocab_counting: unknown value 'twice'"):
+        TripleConfig(vocab_counting="twice")
+
+
+def test_opennmt_counting_weighs_query_and_response_twice() -> None:
+    """The authors' OpenNMT preprocess counts five fields per triple (src = x, tgt = y, ctx = c, src_back = y,
+    tgt_back = x), so x and y count twice and c once; ties go alphabetically (torchtext's Vocab); the specials
+    come on top of vocab_size. Counting each turn once picks other words here."""
+    # c = "ctx ctx ctx" (3 per triple), x = "qry qry" (2), y = "rsp" (1); one triple
+    triple = [session(0, "train", ["ctx ctx ctx", "qry qry", "rsp zeta alpha"])]
+    authors, _, _ = build_triples(triple, TripleConfig(vocab_size=1))
+    once, _, _ = build_triples(triple, TripleConfig(vocab_size=len(SPECIAL_TOKENS) + 1, vocab_counting="once"))
+    assert authors.tokens[len(SPECIAL_TOKENS):] == ("qry",) and authors.counts[-1] == 4  # 2 x 2 > 3
+    assert once.tokens[len(SPECIAL_TOKENS):] == ("ctx",) and once.counts[-1] == 3
+    authors, _, _ = build_triples(triple, TripleConfig(vocab_size=4))
+    assert authors.tokens[len(SPECIAL_TOKENS):] == ("qry", "ctx", "alpha", "rsp")  # count 2 ties: alphabetical
+    once, _, _ = build_triples(triple, TripleConfig(vocab_size=len(SPECIAL_TOKENS) + 4, vocab_counting="once"))
+    assert once.tokens[len(SPECIAL_TOKENS):] == ("ctx", "qry", "rsp", "zeta")  # count 1 ties: first seen
+    assert len(authors) == len(SPECIAL_TOKENS) + 4 == len(once)
 
 
 def test_written_files_have_the_pairs_schema_and_train_hred(tmp_path: Path) -> None:

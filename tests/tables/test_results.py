@@ -154,6 +154,9 @@ def test_table5_per_variable_columns(tmp_path: Path) -> None:
     assert frame["k"].tolist() == [0, 1, 2]
     assert frame["pi"].tolist() == pytest.approx([50.0, 30.0, 20.0])
     assert frame["bleu2"].tolist() == pytest.approx([5.0, 6.0, 1.0])
+    # the authors' printed perplexity is the running mean over variables 0..k; each variable's own beside it
+    assert frame["ppl"].tolist() == pytest.approx([20.0, 25.0, 1350.0])
+    assert frame["ppl_own"].tolist() == [20.0, 30.0, 4000.0]
     assert frame["paper_pi"].tolist()[:2] == [0.38, 39.24] and math.isnan(frame["paper_pi"].iloc[2])
     assert frame["paper_pattern"].iloc[1] == "good prob. / good PPL / good Reval"
 

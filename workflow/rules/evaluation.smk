@@ -3,6 +3,7 @@
 
 rule eval_vectors:
     input:
+        sessions=out("data/sessions.parquet"),
         train=out("data/pairs/train.parquet"),
     output:
         kv=out("data/eval_vectors/vectors.kv"),
@@ -18,6 +19,7 @@ rule eval_vectors:
         **LIGHT,
     params:
         source=config["eval"]["word_vectors"],
+        word_table=config["eval"]["word_table"],
     script:
         "../scripts/eval_vectors.py"
 
@@ -43,5 +45,6 @@ rule metrics:
     params:
         source=config["eval"]["word_vectors"],
         variant=config["eval"]["embedding_variant"],
+        word_table=config["eval"]["word_table"],
     script:
         "../scripts/metrics.py"

@@ -1,4 +1,4 @@
-"""Snakemake adapter: the word vectors of the embedding metrics, restricted to the training words."""
+"""Snakemake adapter: the word vectors of the embedding metrics, restricted to the training words (eval.word_table)."""
 
 from pathlib import Path
 
@@ -8,7 +8,8 @@ from multiref.eval.run_metrics import prepare_eval_vectors
 from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
+    inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
     info = prepare_eval_vectors(
-        snakemake.params.source, Path(snakemake.input.train), Path(snakemake.output.kv), Path(snakemake.output.info)  # noqa: F821
+        params.source, Path(inp.sessions), Path(inp.train), Path(out.kv), Path(out.info), word_table=params.word_table
     )
     log.info("evaluation vectors: %s", info)

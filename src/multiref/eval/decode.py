@@ -159,7 +159,7 @@ def decode_run(
         tokenizer = load_tokenizer(teacher_dir)
         model, saved = registry.load(model_path, sha256_file(Path(teacher_dir) / "tokenizer.json"), device)
         by_pair = tokkd_pair_examples(test_pairs, tokenizer, utterance_limit(str(test_pairs)))
-        detokenize: Callable[[list[int]], str] = lambda ids: tokenizer.decode(ids).strip()
+        detokenize: Callable[[list[int]], str] = lambda ids: tokenizer.decode(ids, clean_up_tokenization_spaces=False).strip()
     else:
         vocab = load_vocabulary(vocab_path)
         model, saved = registry.load(model_path, sha256_file(vocab_path), device)

@@ -4,7 +4,8 @@ Tables 1 and 2.
 Decoding is greedy, as for the student models: the nucleus sampler with ``top_p`` so small that only the
 most probable token survives the filter (exactly greedy, ties aside), at most ``max_len`` BPE tokens.
 The teacher writes the pipeline's tokenised text (it was fine-tuned on it), so its responses are scored
-by the same metrics as the students' without re-tokenising.
+by the same metrics as the students' without re-tokenising; they are detokenised as the hypotheses
+(:meth:`TeacherFormat.decode`: no clean-up of tokenisation spaces, docs/fidelity.md T13).
 
 Perplexity is over the teacher's BPE tokens (``</s>`` included), so it is not comparable with the
 word-level perplexity of the students; both the authors' batch-mean form and the token-level form are

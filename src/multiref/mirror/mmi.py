@@ -18,8 +18,13 @@ code behind the Mirror paper's baseline outputs (abaheti95/DC-NeuralConversation
 log p(x | y) / (|x| + 2), length weight 0.1 on |y| + 1, then divides the sum by |y| + 1, which ranks the
 finished hypotheses by log p(x | y) / ((|x| + 2)(|y| + 1)) alone (the forward model only decides which
 hypotheses the beam keeps). Neither gives a value for the formula above, so multiref defaults to
-lambda = 0.5 and gamma = 0 (:data:`DEFAULT_LAMBDA`, :data:`DEFAULT_GAMMA`); both are parameters. The
-N-best list is the Mirror evaluation's: beam 50, all 50 hypotheses (:data:`DEFAULT_N`).
+lambda = 0.5 and gamma = 0 (:data:`DEFAULT_LAMBDA`, :data:`DEFAULT_GAMMA`); both are parameters.
+
+The N-best list is that code's (:data:`DEFAULT_N`): its README decodes DC-MMI10 with ``-beam_size 10
+-n_best 10``, so the candidates are the hypotheses that finish in a beam of 10. Here they are the forward
+model's 10 most probable finished hypotheses from a beam of 10 (``n`` = 10, beam ``max(n, the model's beam)``);
+the DC scorer reranks every hypothesis that finished before its search stopped (the top of the beam ends and
+at least 10 have finished), which can be a few more.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from multiref.models.data import Example, collate
 
 DEFAULT_LAMBDA = 0.5
 DEFAULT_GAMMA = 0.0
-DEFAULT_N = 50
+DEFAULT_N = 10  # DC-NeuralConversation's README: -beam_size 10 -n_best 10
 
 
 def mmi_scores(nbest: Sequence[Hypothesis], backward_scores: Sequence[float], lam: float = DEFAULT_LAMBDA,

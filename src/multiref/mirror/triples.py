@@ -29,14 +29,19 @@ Choices (``TripleConfig``):
   dev). The metadata's ``config.max_utterance_tokens``, which the model stage reads to cut teacher
   hypotheses, is this truncation when set, otherwise ``max_response_tokens`` (the longest training
   response), otherwise 40.
-- One word vocabulary shared by c, x and y (the authors' OpenNMT ``-share_vocab``): the pairs'
-  specials, then the ``vocab_size`` most frequent words (20,000 in the paper; the specials count in the
-  size, as for the pairs' vocabulary) counted over the kept training triples, each triple contributing
-  c, x and y, as OpenNMT's ``preprocess.py`` counts the fields of the examples that pass its length filter.
+- One word vocabulary shared by c, x and y (the authors' OpenNMT ``-share_vocab``), counted over the kept
+  training triples (OpenNMT counts the examples that pass its length filter). ``vocab_counting="opennmt"``
+  (default) counts as the authors' code: ``preprocess.py`` builds five fields per triple, src = x,
+  tgt = y, ctx = c, src_back = y and tgt_back = x, and ``merge_vocabs`` sums their counts, so x and y
+  count twice and c once; the ``vocab_size`` most frequent words (20,000 in the paper) are kept, ties in
+  alphabetical order (torchtext's ``Vocab``), and the specials come on top of them (torchtext adds its own
+  four on top of ``max_size``; here the pairs' specials). ``vocab_counting="once"`` counts c, x and y once
+  each, ties in first-seen order, and the specials count in ``vocab_size``, as the pairs' vocabulary.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +55,7 @@ from multiref.errors import ConfigError, MultirefError
 from multiref.io import read_table, write_json, write_parquet
 
 WINDOWS = ("sliding", "disjoint")
+VOCAB_COUNTINGS = ("opennmt", "once")
 FILTERS = ("context", "query", "response")  # c, x, y
 
 
@@ -62,16 +68,21 @@ class TripleConfig:
     max_response_tokens: int | None = 45
     filter_splits: tuple[str, ...] = ("train", "dev")
     max_utterance_tokens: int | None = None
+    vocab_counting: str = "opennmt"
 
     def __post_init__(self) -> None:
         if self.windows not in WINDOWS:
             raise ConfigError(f"triples.windows: unknown value {self.windows!r} (expected one of {list(WINDOWS)})")
+        if self.vocab_counting not in VOCAB_COUNTINGS:
+            raise ConfigError(f"triples.vocab_counting: unknown value {self.vocab_counting!r} (expected one of {list(VOCAB_COUNTINGS)})")
         object.__setattr__(self, "filter_splits", tuple(self.filter_splits))
         for split in self.filter_splits:
             if split not in SPLITS:
                 raise ConfigError(f"triples.filter_splits: unknown split {split!r} (expected some of {list(SPLITS)})")
-        if not isinstance(self.vocab_size, int) or self.vocab_size <= len(SPECIAL_TOKENS):
+        if self.vocab_counting == "once" and (not isinstance(self.vocab_size, int) or self.vocab_size <= len(SPECIAL_TOKENS)):
             raise ConfigError(f"triples.vocab_size: must be an integer above the {len(SPECIAL_TOKENS)} special tokens, got {self.vocab_size!r}")
+        if not isinstance(self.vocab_size, int) or self.vocab_size < 1:
+            raise ConfigError(f"triples.vocab_size: must be a positive integer (words besides the specials), got {self.vocab_size!r}")
         for name in ("max_context_tokens", "max_query_tokens", "max_response_tokens", "max_utterance_tokens"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -157,6 +168,19 @@ def _training_texts(triples: Sequence[_Triple], cfg: TripleConfig) -> Iterator[s
             yield " ".join(_tokens(tr.session, turn, cfg))
 
 
+def opennmt_vocabulary(triples: Sequence[_Triple], cfg: TripleConfig) -> Vocabulary:
+    """The authors' shared vocabulary (``vocab_counting="opennmt"``, see the module docstring): the specials,
+    then the ``vocab_size`` words of the highest count c + 2x + 2y, ties in alphabetical order."""
+    counts: Counter[str] = Counter()
+    for tr in triples:
+        for turn, weight in ((tr.turn - 2, 1), (tr.turn - 1, 2), (tr.turn, 2)):  # ctx; src, tgt_back; tgt, src_back
+            for word in _tokens(tr.session, turn, cfg):
+                counts[word] += weight
+    ranked = sorted(((w, n) for w, n in counts.items() if w not in SPECIAL_TOKENS), key=lambda item: (-item[1], item[0]))
+    kept = ranked[: cfg.vocab_size]
+    return Vocabulary((*SPECIAL_TOKENS, *(w for w, _ in kept)), (*[None] * len(SPECIAL_TOKENS), *(n for _, n in kept)))
+
+
 def triples_table(triples: Sequence[_Triple], vocab: Vocabulary, cfg: TripleConfig, first_id: int = 0) -> pa.Table:
     """Triples as rows of :data:`PAIR_SCHEMA`: context [c, x], response y."""
     columns: dict[str, list] = {name: [] for name in PAIR_SCHEMA.names}
@@ -185,7 +209,10 @@ def build_triples(sessions: Sequence[Session], cfg: TripleConfig = TripleConfig(
     selected, counts = {}, {}
     for name in SPLITS:
         selected[name], counts[name] = select_triples(by_split[name], name, cfg)
-    vocab = build_vocabulary(_training_texts(selected["train"], cfg), cfg.vocab_size)
+    if cfg.vocab_counting == "opennmt":
+        vocab = opennmt_vocabulary(selected["train"], cfg)
+    else:
+        vocab = build_vocabulary(_training_texts(selected["train"], cfg), cfg.vocab_size)
     tables, next_id = {}, 0
     for name in SPLITS:
         tables[name] = triples_table(selected[name], vocab, cfg, next_id)

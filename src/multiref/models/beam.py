@@ -18,6 +18,9 @@ The search is the standard one (fairseq / OpenNMT without length penalty):
 - ``</s>`` is forbidden until a hypothesis has ``min_len`` tokens (so finished hypotheses have at least
   ``min_len`` tokens besides ``</s>``; OpenNMT 0.x, which the Mirror authors use, counts ``<s>`` in its
   ``min_length``, so its ``min_length=3`` allows two-token responses);
+- the tokens of ``ban_first`` are forbidden as the first token (the Mirror authors' beam gives ``<unk>`` a
+  score of -100000 at the first step, whatever its options: ``onmt/translate/Beam.py:415-433`` of
+  cszmli/mirror-sigir; the models pass their ``<unk>`` here);
 - a batch entry is done when ``beam`` hypotheses are finished, or, earlier, when ``n_best`` are
   finished and none of the live hypotheses can still beat the ``n_best``-th of them (log-probabilities
   only decrease, so continuing could not change the result); after ``max_len`` steps the live
@@ -35,7 +38,7 @@ change that answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +82,7 @@ def beam_search(
     min_len: int = 3,
     n_best: int = 1,
     first_finished: bool = False,
+    ban_first: Sequence[int] = (),
 ) -> list[list[Hypothesis]]:
     """The ``n_best`` best hypotheses of each batch entry, best first (see the module docstring)."""
     if beam < 1 or not 1 <= n_best <= beam:
@@ -102,9 +106,12 @@ def beam_search(
         if vocab < 2:
             raise ValueError(f"beam search needs a vocabulary of at least 2 tokens, got {vocab}")
         log_probs = log_probs.view(batch_size, beam, vocab).float()
-        if t < min_len:
+        if t < min_len or (t == 0 and ban_first):
             log_probs = log_probs.clone()
-            log_probs[..., eos_id] = float("-inf")
+            if t < min_len:
+                log_probs[..., eos_id] = float("-inf")
+            if t == 0:
+                log_probs[..., list(ban_first)] = float("-inf")
         candidates = (scores.unsqueeze(-1) + log_probs).view(batch_size, beam * vocab)
         k = min(2 * beam, beam * vocab)
         top_scores, top_index = candidates.topk(k, dim=-1)  # [B, k], best first

@@ -14,7 +14,10 @@ The loss is the negative log-likelihood of the response tokens after ``<s>`` (``
 summed over a response's tokens and averaged over the batch, as the authors' code does. The dev
 monitor (learning-rate decay, best model) is the authors' too: the batch's token-level perplexity.
 HRED_l and HRED_xl are the same model with larger ``hidden`` and ``layers``; each GRU's size can also be
-set on its own (``sent_*``, ``dial_*``, ``dec_*``), as the authors' code allows.
+set on its own (``sent_*``, ``dial_*``, ``dec_*``), as the authors' code allows. As the authors' code:
+multi-layer encoder GRUs have ``dropout`` between their layers (``encoder_layer_dropout``), the decoder GRU
+none; word encodings average neighbouring units of the biGRU's output (``word_average``, see
+:class:`multiref.models.layers.SentenceEncoder`); ``W_init`` is drawn from U(-0.08, 0.08) with zero bias.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from multiref.models.layers import AttentionDecoder, DialogueEncoder, RelFloorEncoder, SentenceEncoder, response_nll
+from multiref.models.layers import (
+    AttentionDecoder,
+    DialogueEncoder,
+    RelFloorEncoder,
+    SentenceEncoder,
+    init_linear,
+    response_nll,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,11 @@ class HREDConfig:
     dial_layers: int | None = None
     dec_hidden: int | None = None
     dec_layers: int | None = None
+    # The authors' choices (docs/fidelity.md, Models): word encodings average neighbouring units of the biGRU's
+    # [forward; backward] output ("adjacent"; "directions": the mean of the two directions), and ``dropout``
+    # between the layers of multi-layer encoder GRUs (False: none).
+    word_average: str = "adjacent"
+    encoder_layer_dropout: bool = True
 
     @property
     def sizes(self) -> dict[str, tuple[int, int]]:
@@ -68,10 +83,11 @@ class HRED(nn.Module):
         nn.init.uniform_(self.embedding.weight, -1.0, 1.0)  # the authors' init without pretrained vectors
         with torch.no_grad():
             self.embedding.weight[cfg.pad_id].zero_()
-        self.sentence_encoder = SentenceEncoder(self.embedding, s, s_layers, cfg.dropout)
+        self.sentence_encoder = SentenceEncoder(self.embedding, s, s_layers, cfg.dropout, cfg.word_average, cfg.encoder_layer_dropout)
         self.floor_encoder = RelFloorEncoder(s, cfg.floor_dim)
-        self.dialogue_encoder = DialogueEncoder(s, d, d_layers, cfg.dropout)
+        self.dialogue_encoder = DialogueEncoder(s, d, d_layers, cfg.dropout, cfg.encoder_layer_dropout)
         self.enc2dec = nn.Linear(d, h_layers * h)
+        init_linear(self.enc2dec, 0.08)  # the authors' init_module_weights default
         self.decoder = AttentionDecoder(self.embedding, h, h_layers, d, s, cfg.dropout)
 
     def word_embeddings(self) -> list[nn.Embedding]:

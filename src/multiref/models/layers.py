@@ -1,7 +1,10 @@
 """Shared building blocks of the HRED family, following the authors' modules.
 
-- :class:`SentenceEncoder`: bidirectional GRU over word embeddings; word encodings are the mean of
-  the two directions, the sentence vector the mean of the final states over directions and layers.
+- :class:`SentenceEncoder`: bidirectional GRU over word embeddings; the sentence vector is the mean of the
+  final states over directions and layers. Word encodings [H] average pairs of the GRU's [forward; backward]
+  outputs [2H]: by default neighbouring units (the authors' ``view(B, T, H, 2).mean(3)``: unit i is the mean of
+  units 2i and 2i + 1, so the first H/2 units are forward-only and the rest backward-only), or the two
+  directions (``word_average="directions"``: unit i is the mean of forward i and backward i).
 - :class:`RelFloorEncoder`: ``Linear([s; emb(same_floor)])`` with a 2-entry floor embedding
   (is the utterance's speaker the responder?).
 - :class:`DialogueEncoder`: unidirectional GRU over sentence vectors; the dialogue vector is the mean
@@ -13,8 +16,13 @@
   attention and input feeding, an optional per-step feature (Mirror's z) appended to every input, its
   own output layer; :class:`LuongState` is its state between steps.
 
-Dropout is the authors': embedding-row dropout (a word is dropped everywhere in the batch) and
-"locked" dropout with one mask per feature shared across batch and time.
+Dropout is the authors': embedding-row dropout (a word is dropped everywhere in the batch), "locked"
+dropout with one mask per feature shared across batch and time, and (``layer_dropout``) PyTorch's dropout
+between the stacked layers of the sentence and dialogue encoder GRUs; the decoder GRU has none.
+
+Initialisation is the authors' ``init_module_weights``: GRU weight matrices Xavier-uniform (biases keep
+PyTorch's default), the attention's and the decoder's linear layers and the floor encoder's linear layer
+U(-0.1, 0.1) with zero bias, the floor embedding U(-1, 1); the tied classifier's bias keeps PyTorch's default.
 """
 
 from __future__ import annotations
@@ -90,12 +98,20 @@ def _run_gru(rnn: nn.GRU, inputs: Tensor, lengths: Tensor, h0: Tensor | None = N
     return outputs, final
 
 
+WORD_AVERAGES = ("adjacent", "directions")
+
+
 class SentenceEncoder(nn.Module):
-    def __init__(self, embedding: nn.Embedding, hidden: int, layers: int, dropout: float) -> None:
+    def __init__(self, embedding: nn.Embedding, hidden: int, layers: int, dropout: float, word_average: str = "adjacent",
+                 layer_dropout: bool = True) -> None:
         super().__init__()
+        if word_average not in WORD_AVERAGES:
+            raise ValueError(f"word_average must be one of {list(WORD_AVERAGES)}, got {word_average!r}")
         self.embedding = embedding
         self.hidden = hidden
-        self.rnn = nn.GRU(embedding.embedding_dim, hidden, layers, batch_first=True, bidirectional=True)
+        self.word_average = word_average
+        between = dropout if layer_dropout and layers > 1 else 0.0  # the authors' dropout_hidden
+        self.rnn = nn.GRU(embedding.embedding_dim, hidden, layers, batch_first=True, bidirectional=True, dropout=between)
         self.p_emb = dropout
         self.drop = LockedDropout(dropout)
         init_rnn(self.rnn)
@@ -103,8 +119,12 @@ class SentenceEncoder(nn.Module):
     def forward(self, words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """words [N, T] -> word encodings [N, T, H] and sentence vectors [N, H]."""
         x = self.drop(embedded_dropout(self.embedding, words, self.p_emb, self.training))
-        outputs, final = _run_gru(self.rnn, x, lengths)
-        outputs = outputs.view(words.size(0), words.size(1), 2, self.hidden).mean(2)
+        outputs, final = _run_gru(self.rnn, x, lengths)  # outputs [N, T, 2H] = [forward; backward]
+        n, t = words.shape
+        if self.word_average == "adjacent":  # the authors' view(B, T, H, 2).mean(3)
+            outputs = outputs.view(n, t, self.hidden, 2).mean(3)
+        else:
+            outputs = outputs.view(n, t, 2, self.hidden).mean(2)
         return self.drop(outputs), self.drop(final.mean(0))
 
 
@@ -123,9 +143,10 @@ class RelFloorEncoder(nn.Module):
 
 
 class DialogueEncoder(nn.Module):
-    def __init__(self, input_dim: int, hidden: int, layers: int, dropout: float) -> None:
+    def __init__(self, input_dim: int, hidden: int, layers: int, dropout: float, layer_dropout: bool = True) -> None:
         super().__init__()
-        self.rnn = nn.GRU(input_dim, hidden, layers, batch_first=True)
+        between = dropout if layer_dropout and layers > 1 else 0.0  # the authors' dropout_hidden
+        self.rnn = nn.GRU(input_dim, hidden, layers, batch_first=True, dropout=between)
         self.drop = LockedDropout(dropout)
         init_rnn(self.rnn)
 
@@ -165,13 +186,12 @@ class AttentionDecoder(nn.Module):
         self.attention = AdditiveAttention(hidden, attn_dim, hidden)
         self.project_fc = nn.Linear(hidden, emb_dim)
         self.classifier = nn.Linear(emb_dim, embedding.num_embeddings)
-        self.classifier.weight = embedding.weight  # tied output embeddings
+        self.classifier.weight = embedding.weight  # tied output embeddings; its bias keeps PyTorch's default, as the authors'
         self.p_emb = dropout
         self.drop = LockedDropout(dropout)
         init_linear(self.feat_fc)
         init_linear(self.project_fc)
-        nn.init.zeros_(self.classifier.bias)
-        init_rnn(self.rnn)
+        init_rnn(self.rnn)  # no dropout between its layers (the authors' decoders.py leaves it out)
 
     def forward(self, inputs: Tensor, h0: Tensor, feat: Tensor, memory: Tensor, memory_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Teacher forcing (or one step): inputs [B, T] -> logits [B, T, V] and the last hidden state."""

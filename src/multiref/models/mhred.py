@@ -39,10 +39,11 @@ class MHRED(HRED):
         self.ctx_to_mech = nn.Linear(c, m)
         self.bilinear = nn.Parameter(torch.empty(m, m))
         self.combine = nn.Linear(c + m, c)
-        nn.init.uniform_(self.mechanisms.weight, -0.1, 0.1)
-        nn.init.uniform_(self.bilinear, -0.1, 0.1)
-        init_linear(self.ctx_to_mech)
-        init_linear(self.combine)
+        # The authors' init_module_weights: an embedding always U(-1, 1), a Parameter and linear layers U(-0.08, 0.08).
+        nn.init.uniform_(self.mechanisms.weight, -1.0, 1.0)
+        nn.init.uniform_(self.bilinear, -0.08, 0.08)
+        init_linear(self.ctx_to_mech, 0.08)
+        init_linear(self.combine, 0.08)
 
     def mechanism_probs(self, context: Tensor) -> Tensor:
         """p(m_k | x): [B, K]."""

@@ -59,6 +59,10 @@ The authors' known defects are flags whose default is the correct behaviour:
 - ``beam_first_finished=True``: beam search returns the first hypothesis that finishes rather than the
   most probable (their Beam scores every finished hypothesis 0; see :mod:`multiref.models.beam`).
 
+Their beam also never starts a response with ``<unk>`` (``onmt/translate/Beam.py:415-433``; later steps only
+with their DC options, :267-268); that is the default here too (``ban_unk_first``, ``unk_id``), and applies to
+:meth:`Mirror.greedy` (a beam of width 1) as well.
+
 Paper dimensions (§4.3, DailyDialog) are the defaults: 2-layer LSTMs of 1,000 units, embeddings of 200,
 z of 160; dropout 0.3 and init 0.08 from the code.
 """
@@ -72,6 +76,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from multiref.data.pairs import SPECIAL_TOKENS
 from multiref.errors import MultirefError
 from multiref.models.beam import Hypothesis, beam_search, hypotheses_to_ids
 from multiref.models.layers import LuongDecoder, LuongState, token_nll
@@ -100,9 +105,11 @@ class MirrorConfig:
     noise: str = "gaussian"  # authors: "uniform"
     dec4_init: str = "own"  # authors: "dec2_final"
     beam_first_finished: bool = False  # authors: True
+    unk_id: int = SPECIAL_TOKENS.index("<unk>")
+    ban_unk_first: bool = True  # authors: True (their beam never starts a response with <unk>)
 
     def __post_init__(self) -> None:
-        for name in ("pad_id", "bos_id", "eos_id"):
+        for name in ("pad_id", "bos_id", "eos_id", "unk_id"):
             value = getattr(self, name)
             if not 0 <= value < self.vocab_size:
                 raise ValueError(f"{name} {value} lies outside the vocabulary of {self.vocab_size} entries")
@@ -369,7 +376,8 @@ class Mirror(nn.Module):
 
         return beam_search(step, (start, z, q.words, q.mask), x.size(0), self.cfg.bos_id, self.cfg.eos_id,
                            beam=max(n, self.cfg.beam if beam is None else beam), max_len=max_len, min_len=self.cfg.min_len,
-                           n_best=n, first_finished=self.cfg.beam_first_finished)
+                           n_best=n, first_finished=self.cfg.beam_first_finished,
+                           ban_first=(self.cfg.unk_id,) if self.cfg.ban_unk_first else ())
 
     @torch.no_grad()
     def generate(self, x: Tensor, x_floor: Tensor, y_floor: Tensor, max_len: int = 40) -> Tensor:

@@ -101,7 +101,8 @@ def train_run(
     # Table 9's "max steps" count training examples for the paper's 59,305 pairs: scale to this corpus.
     n_pairs = read_table(train_pairs, columns=["pair_id"]).num_rows
     budget = round(float(meta["paper_max_steps"]) / 59305 * n_pairs) if train_cfg["example_budget"] else None
-    schedule = Schedule(epochs=epochs, max_examples=budget, **{k: train_cfg[k] for k in SCHEDULE_KEYS})
+    schedule = Schedule(epochs=epochs, max_examples=budget, batching=train_cfg.get("batching", "random"),
+                        **{k: train_cfg[k] for k in SCHEDULE_KEYS})
     torch.manual_seed(schedule.seed)
     if spec.get("kind") == "hred_tokkd":
         model, train_examples, dev_examples, specials, vocab_sha = tokkd_inputs(spec, setting_path, train_pairs, dev_pairs, teacher_dir, device)

@@ -33,7 +33,10 @@ baseline, whose DC-NeuralConversation README trains a 4-layer brnn of 1,000 unit
 embeddings (a config change). Test decoding is beam search (:mod:`multiref.models.beam`) with the settings
 of the Mirror code and of the DC-NeuralConversation translator: beam 10 and OpenNMT's ``min_length`` 3,
 which counts ``<s>`` and so forbids ``</s>`` before two words (``min_len`` 2 here, which counts words);
-:meth:`Seq2SeqAttn.n_best` gives the N-best list that MMI reranks.
+:meth:`Seq2SeqAttn.n_best` gives the N-best list that MMI reranks. The first token is never ``<unk>``
+(``ban_unk_first``, default on): the translators of both codes give it a score of -100000 at the first step
+(cszmli/mirror-sigir ``onmt/translate/Beam.py:415-433``; DC-NeuralConversation's ``Beam.py:388-403``, which also
+bans it at every later step together with its distributional constraints); greedy decoding does the same.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Seq2SeqAttnConfig:
     bos_id: int = 1
     eos_id: int = 2
     sep_id: int = SPECIAL_TOKENS.index("<sep>")  # joins the context turns (the authors' ``__utt__``)
+    unk_id: int = SPECIAL_TOKENS.index("<unk>")
     embedding_dim: int = 200
     hidden: int = 1000
     layers: int = 2
@@ -69,9 +73,10 @@ class Seq2SeqAttnConfig:
     share_embeddings: bool = False
     beam: int = 10  # test decoding (generate)
     min_len: int = 2  # fewest tokens before </s>: OpenNMT 0.x's min_length 3 counts <s> (see the module docstring)
+    ban_unk_first: bool = True  # the authors' decoders never start a response with <unk> (see the module docstring)
 
     def __post_init__(self) -> None:
-        for name in ("pad_id", "bos_id", "eos_id", "sep_id"):
+        for name in ("pad_id", "bos_id", "eos_id", "sep_id", "unk_id"):
             value = getattr(self, name)
             if not 0 <= value < self.vocab_size:
                 raise ValueError(f"{name} {value} lies outside the vocabulary of {self.vocab_size} entries")
@@ -172,14 +177,20 @@ class Seq2SeqAttn(nn.Module):
         o, dec = self.decoder.step(self.tgt_embedding(tokens), dec, memory, mask)
         return self.decoder.generator(o).log_softmax(-1), (dec, memory, mask)
 
+    def banned_first(self) -> tuple[int, ...]:
+        """The tokens a response may not start with: ``<unk>`` (``cfg.ban_unk_first``) or none."""
+        return (self.cfg.unk_id,) if self.cfg.ban_unk_first else ()
+
     @torch.no_grad()
     def greedy(self, x: Tensor, x_floor: Tensor, y_floor: Tensor, max_len: int = 40) -> Tensor:
         """Greedy decoding: ids [B, <= max_len], ``</s>`` then padding."""
         state = self.encode(x)
         token = torch.full((x.size(0),), self.cfg.bos_id, dtype=torch.long, device=x.device)
         out, done = [], torch.zeros(x.size(0), dtype=torch.bool, device=x.device)
-        for _ in range(max_len):
+        for t in range(max_len):
             log_probs, state = self._step_log_probs(token, state)
+            if t == 0 and self.banned_first():
+                log_probs[:, list(self.banned_first())] = float("-inf")
             token = log_probs.argmax(-1)
             out.append(token.masked_fill(done, self.cfg.pad_id))
             done |= token == self.cfg.eos_id
@@ -193,7 +204,7 @@ class Seq2SeqAttn(nn.Module):
         (beam ``max(n, cfg.beam)`` unless given; ``cfg.min_len``)."""
         width = max(n, self.cfg.beam) if beam is None else beam
         return beam_search(self._step_log_probs, self.encode(x), x.size(0), self.cfg.bos_id, self.cfg.eos_id,
-                           beam=width, max_len=max_len, min_len=self.cfg.min_len, n_best=n)
+                           beam=width, max_len=max_len, min_len=self.cfg.min_len, n_best=n, ban_first=self.banned_first())
 
     @torch.no_grad()
     def generate(self, x: Tensor, x_floor: Tensor, y_floor: Tensor, max_len: int = 40) -> Tensor:

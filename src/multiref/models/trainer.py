@@ -1,8 +1,9 @@
 """Training a dialogue model with the paper's schedule (Appendix B.2), resumable after a kill.
 
 Adam, lr 1e-3, gradient norm clipped at 1, batch 30, data reshuffled every epoch (a permutation fixed
-by the seed and the epoch), validation every 1,000 steps with ``ReduceLROnPlateau`` (x0.75, patience 3)
-on the model's dev monitor (the authors': perplexity for the HRED family, reconstruction + KL for VHRED) (plus one final validation), and a stop when the learning rate falls to 1e-7 (checked at the start of an epoch, as
+by the seed and the epoch; ``batching="pooled"``: OpenNMT's length-pooled batches keyed by the length of
+each example's last context turn, :func:`multiref.resumable.pooled_batches`), validation every 1,000 steps
+with ``ReduceLROnPlateau`` (x0.75, patience 3) on the model's dev monitor (the authors': perplexity for the HRED family, reconstruction + KL for VHRED) (plus one final validation), and a stop when the learning rate falls to 1e-7 (checked at the start of an epoch, as
 the authors do), at the epoch budget of the paper's Table 9, or at an optional example budget. The
 kept model is the best on the dev monitor (``keep="best"``) or the last one (``keep="last"``, the authors').
 A non-finite loss stops training with the step number and the last finite losses; the checkpoint on
@@ -27,7 +28,7 @@ from tqdm import tqdm
 from multiref.errors import MultirefError
 from multiref.models.data import Example, collate
 from multiref.preempt import Checkpointer, preemptible
-from multiref.resumable import epoch_batches, load_state, save_state
+from multiref.resumable import BATCHINGS, epoch_batches, load_state, pooled_batches, save_state
 
 
 class TrainingDiverged(MultirefError):
@@ -49,6 +50,7 @@ class Schedule:
     seed: int = 42
     keep: str = "best"
     log_every: int = 100
+    batching: str = "random"  # or "pooled" (multiref.resumable.pooled_batches)
 
 
 @torch.no_grad()
@@ -73,6 +75,8 @@ def _check_can_train(n_train: int, n_dev: int, schedule: Schedule, checkpoint: P
     """Refuse a run that could not take one optimiser step, before anything is built."""
     if schedule.keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {schedule.keep!r}")
+    if schedule.batching not in BATCHINGS:
+        raise ValueError(f"batching must be one of {list(BATCHINGS)}, got {schedule.batching!r}")
     if not n_train or not n_dev:
         raise MultirefError(
             f"nothing to train on: {n_train} training and {n_dev} dev examples "
@@ -115,6 +119,15 @@ class _Run:
     def lr(self) -> float:
         return self.optimizer.param_groups[0]["lr"]
 
+    def batches(self, epoch: int) -> list[list[int]]:
+        """The batches of an epoch; pooled batches are keyed by the length of each example's query, its last
+        context turn (the ``x`` of a Mirror triple, as OpenNMT's ``sort_key`` is the source length)."""
+        n, schedule = len(self.train_examples), self.schedule
+        if schedule.batching == "pooled":
+            lengths = [len(e.context[-1]) if e.context else 0 for e in self.train_examples]
+            return pooled_batches(n, schedule.batch_size, schedule.seed, epoch, lengths)
+        return epoch_batches(n, schedule.batch_size, schedule.seed, epoch)
+
     def save(self) -> None:
         save_state(self.checkpoint, self.fingerprint, self.model, self.optimizer, self.plateau, self.state)
         self.ckpt.saved(self.checkpoint)
@@ -152,7 +165,7 @@ class _Run:
     def epoch(self, bar: tqdm, stop_after: int | None) -> bool:
         """The rest of the current epoch (from ``state["batch"]``); True when ``stop_after`` interrupts it."""
         state, schedule = self.state, self.schedule
-        batches = epoch_batches(len(self.train_examples), schedule.batch_size, schedule.seed, state["epoch"])
+        batches = self.batches(state["epoch"])
         while state["batch"] < len(batches):
             chosen = [self.train_examples[i] for i in batches[state["batch"]]]
             loss = self.step(chosen)

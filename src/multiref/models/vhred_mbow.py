@@ -15,6 +15,11 @@ so each z_j must predict its own reference's words and *not* the words of the co
 references: the latent variable carries what is specific to a response. The means run over the
 references that have at least one token (an empty hypothesis adds nothing). The authors' ``+1e-10``
 inside both logarithms is kept. With one reference (the dev set) the loss is VHRED's.
+
+K is not every reference of the context: as the authors' ``DataSource`` does at each visit of a context, a
+training step draws ``references`` of the context's references at random (without replacement; all of them when
+it has fewer), so K = ``references`` (docs/fidelity.md, M12, for the choice of 20). ``references: null`` uses
+every reference at every step.
 """
 
 from __future__ import annotations
@@ -35,6 +40,16 @@ EPS = 1e-10
 @dataclass(frozen=True)
 class VHREDMBoWConfig(VHREDConfig):
     mbow_weight: float = 1.0  # lambda
+    references: int | None = 20  # references drawn per context at each training step (None: all)
+
+
+def draw_references(y: Tensor, n: int, pad_id: int) -> Tensor:
+    """``n`` of each context's references [B, K, T] -> [B, n', T] (n' = min(n, K)), drawn uniformly without
+    replacement among the references that have a token (absent, all-padding rows come last)."""
+    present = (y != pad_id).any(-1)  # [B, K]
+    keys = torch.rand(present.shape, device=y.device).masked_fill(~present, 2.0)
+    order = keys.argsort(dim=1)[:, : min(n, y.size(1))]
+    return y.gather(1, order.unsqueeze(-1).expand(-1, -1, y.size(-1)))
 
 
 def multiple_bow_loss(bow_probs: Tensor, targets: Tensor, pad_id: int, weight: float) -> Tensor:
@@ -56,6 +71,8 @@ class VHREDMBoW(VHRED):
     nested: ClassVar[bool] = True  # trained on one example per context with all its references
 
     def __init__(self, cfg: VHREDMBoWConfig) -> None:
+        if cfg.references is not None and cfg.references < 1:
+            raise ValueError(f"references must be at least 1 (or null for every reference), got {cfg.references}")
         if not cfg.bow:
             raise ValueError("VHRED-MBoW needs its bag-of-words network (bow: true)")
         super().__init__(cfg)
@@ -65,6 +82,8 @@ class VHREDMBoW(VHRED):
         two-dimensional y [B, Ty] is one reference per context."""
         if y.dim() == 2:
             y = y.unsqueeze(1)
+        if self.training and self.cfg.references is not None and y.size(1) > self.cfg.references:
+            y = draw_references(y, self.cfg.references, self.cfg.pad_id)
         b, k, _ = y.shape
         memory, mask, context = self.encode(x, x_floor, y_floor)
         prior = self.prior(context)

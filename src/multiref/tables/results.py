@@ -36,7 +36,7 @@ MEGA = 2**20
 BOOTSTRAPPED = {"bleu2": ("per_pair", "bleu2"), "ext": ("per_pair", "extrema"), "avg": ("per_pair", "average"),
                 "grd": ("per_pair", "greedy"), "reval": ("reval", "reval")}
 SCALE = {"bleu2": 100.0, "ext": 100.0, "avg": 100.0, "grd": 100.0, "reval": 1.0}
-HEADERS = {"model": "Model", "k": "$k$", "gt": "Use GT", "n_hyp": r"\# hyp.", "pi": r"$\bar{\pi}_k$ (\%)", "param": "Param", "trn_time": "Trn Time", "data": "Data", "ppl": "ppl", "bleu2": "BLEU-2", "ext": "Ext",
+HEADERS = {"model": "Model", "k": "$k$", "gt": "Use GT", "n_hyp": r"\# hyp.", "pi": r"$\bar{\pi}_k$ (\%)", "param": "Param", "trn_time": "Trn Time", "data": "Data", "ppl": "ppl", "ppl_own": r"ppl ($k$ alone)", "bleu2": "BLEU-2", "ext": "Ext",
            "avg": "Avg", "grd": "Grd", "reval": "Reval", "d1": "D1", "d2": "D2"}
 
 
@@ -239,15 +239,21 @@ def table4_settings(hypotheses: Sequence[int], available: Sequence[str]) -> list
 
 
 def table5(by_component: Path, bleu_by_k: Mapping[int, float], reval_by_k: Mapping[int, float] | None, with_reference: bool) -> pd.DataFrame:
-    """Table 5: decoding with the k-th latent variable only; pi-bar_k in percent, per-k perplexity."""
+    """Table 5: decoding with the k-th latent variable only; pi-bar_k in percent, two perplexities per k.
+
+    ``ppl`` is what the authors' ``eval_vhred_lgm_k.py`` prints for variable k and what the paper's column shows:
+    its statistics reporter is created once and never cleared in the loop over k, so the value printed at k is the
+    running mean of the per-variable perplexities of variables 0..k. ``ppl_own`` is variable k's own perplexity
+    (the authors' per-batch mean of exp(mean token cross-entropy), over the test set, with z from variable k)."""
     meta = json.loads((pq.read_schema(by_component).metadata or {}).get(b"multiref", b"{}"))
     pi, ppl_k = meta.get("pi_mean"), meta.get("ppl_authors_by_k")
     if pi is None or ppl_k is None:
         raise MultirefError(f"{by_component}: no pi_mean / ppl_authors_by_k in its metadata (not a by-component decoding)")
+    running = np.cumsum(np.asarray(ppl_k, dtype=float)) / np.arange(1, len(ppl_k) + 1)
     records = []
     for k in range(len(pi)):
         ref = paper.TABLE5.get(k) if with_reference else None
-        records.append({"k": k, "pi": 100 * pi[k], "ppl": ppl_k[k], "bleu2": 100 * bleu_by_k[k],
+        records.append({"k": k, "pi": 100 * pi[k], "ppl": float(running[k]), "ppl_own": ppl_k[k], "bleu2": 100 * bleu_by_k[k],
                         "reval": None if reval_by_k is None else reval_by_k[k],
                         "paper_pattern": None if ref is None else ref["pattern"],
                         **{f"paper_{c}": None if ref is None else ref[c] for c in ("pi", "ppl", "bleu2", "reval")}})

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-from multiref.teacher.tokenizer import BOS, EOS, SPEAKER1, SPEAKER2
+from multiref.teacher.tokenizer import BOS, EOS, MASK, PAD, SPEAKER1, SPEAKER2, UNK
 
 IGNORE = -100
 
@@ -31,6 +31,8 @@ class TeacherFormat:
         self.bos, self.eos = ids(BOS), ids(EOS)
         self.speaker1, self.speaker2 = ids(SPEAKER1), ids(SPEAKER2)
         self._cache: dict[str, list[int]] = {}
+        self._dropped = {ids(BOS), ids(PAD)}  # trimmed from a hypothesis, as the authors' trim_bos / trim_pad
+        self._kept_specials = {ids(t): t for t in (UNK, MASK, SPEAKER1, SPEAKER2)}  # kept as words of their own
 
     def bpe(self, text: str) -> list[int]:
         """BPE ids of a normalised utterance, truncated to ``max_utterance_tokens``."""
@@ -60,8 +62,35 @@ class TeacherFormat:
         return prefix + target, [IGNORE] * len(prefix) + target
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Text of generated response ids (without ``</s>``), whitespace-normalised."""
-        return " ".join(self.tokenizer.decode(list(ids), skip_special_tokens=True).split())
+        """Text of generated response ids, as the authors write a hypothesis (docs/fidelity.md T13).
+
+        ``<s>`` and ``<pad>`` are dropped and the text ends before ``</s>`` (``convert_ids_to_tokens(trim_bos,
+        trim_pad, trim_from_eos)``); ``<unk>``, ``<mask>``, ``<speaker1>`` and ``<speaker2>`` stay in the text
+        as words of their own, which the student's vocabulary maps to its own special ids. Runs of other
+        tokens are decoded with ``clean_up_tokenization_spaces=False`` (the authors' ``decode`` call), so the
+        text keeps the data stage's tokens ("do n't", "know .") whatever the installed ``transformers``
+        version defaults to; the whitespace is then normalised (their ``strip``, and single spaces).
+        """
+        words: list[str] = []
+        run: list[int] = []
+        for i in ids:
+            if i == self.eos:
+                break
+            if i in self._dropped:
+                continue
+            if i in self._kept_specials:
+                words.append(self._decode_run(run))
+                words.append(self._kept_specials[i])
+                run = []
+            else:
+                run.append(i)
+        words.append(self._decode_run(run))
+        return " ".join(" ".join(words).split())
+
+    def _decode_run(self, ids: list[int]) -> str:
+        if not ids:
+            return ""
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
 def utterance_limit(pairs_path: str) -> int:
