@@ -93,6 +93,12 @@ def test_pretrained_path_from_a_local_folder(local_gpt2: Path) -> None:
     model = pretrained_model(str(local_gpt2), tok)
     assert model.get_input_embeddings().num_embeddings == len(tok)
     assert model.config.eos_token_id == tok.convert_tokens_to_ids("</s>")
+    # the rows of the added specials are drawn at random: seeded, two loads give the same teacher
+    torch.manual_seed(123)  # whatever the global state, the seed decides
+    again = pretrained_model(str(local_gpt2), tok)
+    assert torch.equal(model.get_input_embeddings().weight, again.get_input_embeddings().weight)
+    other = pretrained_model(str(local_gpt2), tok, seed=7)
+    assert not torch.equal(model.get_input_embeddings().weight[-1], other.get_input_embeddings().weight[-1])
 
 
 def test_missing_teacher_says_how_to_work_offline(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def build_teacher(
     if cfg["init"] == "scratch":
         model: GPT2LMHeadModel = scratch_model(tokenizer, cfg["scratch"], train_cfg.seed)
     else:
-        model = pretrained_model(cfg["model"], tokenizer)
+        model = pretrained_model(cfg["model"], tokenizer, train_cfg.seed)
     max_len = model.config.n_positions
     fmt = TeacherFormat(tokenizer, max_utterance_tokens)
     train_examples = pair_examples(train_path, fmt, max_len)

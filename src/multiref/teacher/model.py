@@ -30,12 +30,16 @@ def scratch_model(tokenizer: PreTrainedTokenizerBase, arch: Mapping[str, Any], s
     return GPT2LMHeadModel(config)
 
 
-def pretrained_model(name_or_path: str, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
-    """GPT-2 weights from the hub or a local directory, embeddings resized to the added specials."""
+def pretrained_model(name_or_path: str, tokenizer: PreTrainedTokenizerBase, seed: int = 42) -> GPT2LMHeadModel:
+    """GPT-2 weights from the hub or a local directory, embeddings resized to the added specials.
+
+    The rows of the added specials are drawn at random (``transformers`` samples them around the mean of the
+    pretrained rows), so the draw is seeded: two builds of the same configuration give the same teacher."""
     try:
         model = GPT2LMHeadModel.from_pretrained(name_or_path)
     except (OSError, ValueError) as exc:
         raise unavailable("teacher model", name_or_path, exc) from exc
+    torch.manual_seed(seed)
     model.resize_token_embeddings(len(tokenizer))
     model.config.bos_token_id = tokenizer.bos_token_id
     model.config.eos_token_id = tokenizer.eos_token_id
