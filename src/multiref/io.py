@@ -63,6 +63,14 @@ def _no_space(target: Path, exc: OSError) -> OutputError:
     return OutputError(f"cannot write {target}: no space left on the device of {target.parent} ({exc.strerror or exc})")
 
 
+def _move_into_place(tmp: Path, target: Path) -> None:
+    """Rename a finished temporary file or folder to its target, or an :class:`OutputError` naming the target."""
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+
 @contextlib.contextmanager
 def _full_disk_named(target: Path) -> Iterator[None]:
     """A full disk while the block writes ``target`` becomes an :class:`OutputError` naming ``target``."""
@@ -94,10 +102,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         honour_umask(tmp)
         with _full_disk_named(target):
             yield tmp
-        try:
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        _move_into_place(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -121,10 +126,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         if target.exists():
             old = target.parent / f".{target.name}.old-{os.getpid()}-{time.time_ns()}"
             os.replace(target, old)
-        try:
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        _move_into_place(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
