@@ -177,6 +177,18 @@ def _tables(config: Mapping[str, Any]) -> Iterator[str]:
         yield from problems
         if not problems and config["models"][model].get("prior") not in ("gmm", "lgm"):
             yield f"tables.table5: model {model!r} has no mixture prior (prior: gmm or lgm)"
+    for control in tables["synthetic"]["equal_steps"]:
+        for data in (control["data"], control["like"]):
+            yield from _row(config, "synthetic.equal_steps", control["model"], data)
+        if control["model"] in config["models"] and config["models"][control["model"]].get("kind") == "hred_tokkd":
+            yield "tables.synthetic.equal_steps: tok-KD has no exact distance to the synthetic truth (another vocabulary)"
+
+
+def equal_steps(config: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The equal-steps controls of the demo's synthetic table, (model, data, like); none on another corpus."""
+    if config["corpus"]["source"] != "synthetic":
+        return []
+    return [(c["model"], c["data"], c["like"]) for c in config["tables"]["synthetic"]["equal_steps"]]
 
 
 MMI_SUFFIX = "+mmi"

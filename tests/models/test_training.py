@@ -144,3 +144,17 @@ def test_checkpoint_of_another_model_is_ignored_not_loaded(data: dict[str, Path]
         info = train_run("tiny", other, train, data["gt"], data["train"], data["dev"], data["vocab"], None,
                          out / "model.pt", out / "log.csv", out / "info.json", out / "work", progress=False)
     assert "ignoring checkpoint" in caplog.text and info["steps"] > 0
+
+
+def test_an_equal_steps_control_takes_exactly_its_steps(data: dict[str, Path], tmp_path: Path) -> None:
+    """A control run (tables.synthetic.equal_steps) trains for exactly max_steps steps: more epochs than its
+    setting's budget, and a learning-rate floor that would otherwise stop it does not."""
+    floor = TRAIN | {"lr": 2e-7, "min_lr": 1e-7, "decay": 0.4, "patience": 0, "epochs": 5}  # as the floor test
+    stopped = run(data, tmp_path / "rule", floor)
+    assert stopped["stopped"] == "learning rate below minimum"
+    steps = stopped["steps"] * 3
+    info = train_run("tiny", SPEC, floor, data["gt"], data["train"], data["dev"], data["vocab"], None,
+                     tmp_path / "c/model.pt", tmp_path / "c/log.csv", tmp_path / "c/info.json", tmp_path / "c/work",
+                     progress=False, max_steps=steps)
+    assert info["steps"] == steps and info["stopped"] == "step budget" and info["max_steps"] == steps
+    assert info["epochs_budget"] >= 3 * pd.read_csv(tmp_path / "rule" / "log.csv")["epoch"].max()

@@ -165,8 +165,10 @@ def test_synthetic_table_rows() -> None:
     def summary(kl: float, n: int = 50) -> dict:
         return {"contexts": n, "mean_kl_nats": kl, "mean_valid_mass": 0.5, "mean_entropy_nats": 1.0, "prior_samples": 1}
 
-    frame = synthetic_table({"teacher/gt": summary(0.2), "hred/gt": summary(9.0), "hred/hyp5": summary(3.0)})
-    assert frame["run"].tolist() == ["teacher/gt", "hred/gt", "hred/hyp5"] and frame["kl_nats"].tolist() == [0.2, 9.0, 3.0]
-    assert frame["data"].tolist() == ["1 GT", "1 GT", "5 hyp"]
+    frame = synthetic_table({"teacher/gt": summary(0.2), "hred/gt": summary(9.0), "hred/hyp5": summary(3.0),
+                             "hred/gt_steps_hyp5": summary(8.0)})
+    assert frame["run"].tolist() == ["teacher/gt", "hred/gt", "hred/hyp5", "hred/gt_steps_hyp5"]
+    assert frame["kl_nats"].tolist() == [0.2, 9.0, 3.0, 8.0]
+    assert frame["data"].tolist() == ["1 GT", "1 GT", "5 hyp", "1 GT (steps of 5 hyp)"]
     with pytest.raises(MultirefError, match="different numbers of contexts"):
         synthetic_table({"teacher/gt": summary(0.2), "hred/gt": summary(1.0, n=10)})

@@ -1,5 +1,6 @@
 """The demo DAG's Tables 1, 2, 4, 5 and synthetic-distance table; the paper configuration's Table 2 plan."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -54,6 +55,12 @@ def test_demo_synthetic_distance_table(demo_root: Path) -> None:
     # KL(p||q) >= -log(q's valid mass) >= 0 whenever q is a (sub-)distribution over responses
     assert (frame["kl_nats"] > 0).all() and frame["valid_mass"].between(0, 1).all()
     assert frame.loc[frame["prior_samples"] > 1, "model"].str.startswith("vhred").all()
+    # the equal-steps control: HRED on the ground truth for exactly as many steps as its run on 5 hypotheses
+    control = json.loads((demo_root / "runs/hred/gt_steps_hyp5/info.json").read_text())
+    reference = json.loads((demo_root / "runs/hred/hyp5/info.json").read_text())
+    assert control["steps"] == control["max_steps"] == reference["steps"] and control["stopped"] == "step budget"
+    row = frame.set_index("run").loc["hred/gt_steps_hyp5"]
+    assert row["data"] == "1 GT (steps of 5 hyp)"
 
 
 def test_paper_config_plans_table2(tmp_path: Path) -> None:

@@ -372,6 +372,11 @@ def base_config() -> dict:
         (lambda c: c["models"]["seq2seq_attn"].update(bidirectional_encoder=True, hidden=7), r"models.seq2seq_attn: a bidirectional encoder needs an even hidden size"),
         (lambda c: c["models"]["vhred_gmm5"].update(components=1), r"models.vhred_gmm5: a mixture prior needs at least 2 components, got 1"),
         (lambda c: c["models"]["vhred_mbow"].update(bow=False), r"models.vhred_mbow: VHRED-MBoW needs its bag-of-words network"),
+        (lambda c: c["tables"]["synthetic"].update(equal_steps=[{"model": "hred", "data": "gt", "like": "hyp7"}]),
+         r"tables.synthetic.equal_steps: data setting 'hyp7' is not in settings.names"),
+        (lambda c: c["tables"]["synthetic"].update(equal_steps=[{"model": "gru", "data": "gt", "like": "hyp5"}]),
+         r"tables.synthetic.equal_steps: unknown model 'gru'"),
+        (lambda c: c["models"]["vhred_mbow"].update(references=0), r"models.vhred_mbow: references must be at least 1"),
     ],
     ids=lambda v: "" if callable(v) else v.split(":")[0].replace("\\", ""),
 )

@@ -232,11 +232,18 @@ RUN_PAIRS = checks.run_pairs(config)
 TABLE4_SETTINGS = checks.table4_settings(config)
 TABLE_RUNS = [(r["model"], r["data"]) for t in ("table1", "table2") for r in TABLES[t]]
 TABLE_RUNS += [(TABLES["table4"]["model"], d) for d in TABLE4_SETTINGS]
+# The equal-steps controls of table_synthetic: (model, data, like).
+EQUAL_STEPS = checks.equal_steps(config)
 SYNTHETIC_RUNS = [
     (m, d)
-    for m, d in dict.fromkeys(RUN_PAIRS + TABLE_RUNS)
+    for m, d in dict.fromkeys(
+        RUN_PAIRS
+        + TABLE_RUNS
+        + [(m, s) for m, d, like in EQUAL_STEPS for s in (d, like)]
+    )
     if m in config["models"] and config["models"][m]["kind"] != "hred_tokkd"
 ]
+SYNTHETIC_RUNS += [(m, f"{d}_steps_{like}") for m, d, like in EQUAL_STEPS]
 TABLE_OUTPUTS = [out("table1.csv"), out("table2.csv")]
 TABLE_OUTPUTS += [out("table4.csv")] if TABLES["table4"]["model"] else []
 TABLE_OUTPUTS += [out("table5.csv")] if TABLES["table5"]["model"] else []

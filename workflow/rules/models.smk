@@ -49,6 +49,27 @@ rule train_model:
         "../scripts/train_model.py"
 
 
+# An equal-steps control of the demo's synthetic table (tables.synthetic.equal_steps): `model` on setting `data`
+# for exactly as many steps as its run on setting `like` took.
+use rule train_model as train_equal_steps with:
+    input:
+        unpack(run_inputs("pairs")),
+        reference=out("runs/{model}/{like}/info.json"),
+    output:
+        model=out("runs/{model}/{data}_steps_{like}/model.pt"),
+        log=out("runs/{model}/{data}_steps_{like}/log.csv"),
+        info=out("runs/{model}/{data}_steps_{like}/info.json"),
+    log:
+        log_path("train_{model}_{data}_steps_{like}"),
+    benchmark:
+        out("runs/{model}/{data}_steps_{like}/benchmark.tsv")
+    params:
+        spec=model_spec,
+        train=config["train"],
+        work=lambda wc: out(f"work/runs/{wc.model}/{wc.data}_steps_{wc.like}"),
+        checkpoint_minutes=config["resources"]["checkpoint_minutes"],
+
+
 rule decode:
     input:
         unpack(decode_inputs),

@@ -5,6 +5,7 @@ from pathlib import Path
 import _src  # noqa: F401  (puts src/ on sys.path)
 import torch
 
+from multiref.io import read_json
 from multiref.models.run import train_run
 from multiref.workflow import step
 
@@ -28,5 +29,8 @@ with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
         init_embeddings=Path(inp.embeddings) if "embeddings" in inp.keys() else None,
         checkpoint_seconds=60 * params.checkpoint_minutes,
         hypothesis_pairs=Path(inp.pairs) if "pairs" in inp.keys() else None,
+        max_steps=int(read_json(inp.reference, ["steps"], "the run whose step count this control takes")["steps"])
+        if "reference" in inp.keys()
+        else None,
     )
     log.info("run: %s", info)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,13 @@ def _word_inputs(
     return model, train_examples, dev_examples, specials, sha256_file(vocab_path)
 
 
+def _control(schedule: Schedule, max_steps: int, n_examples: int) -> Schedule:
+    """The schedule of a control run of exactly ``max_steps`` steps: as many epochs as that takes."""
+    if max_steps < 1:
+        raise ConfigError(f"a control run needs at least one step, got max_steps {max_steps}")
+    return replace(schedule, epochs=math.ceil(max_steps / math.ceil(n_examples / schedule.batch_size)), max_steps=max_steps)
+
+
 def train_run(
     name: str,
     spec: Mapping[str, Any],
@@ -91,10 +100,12 @@ def train_run(
     init_embeddings: Path | None = None,
     checkpoint_seconds: float | None = 600.0,
     hypothesis_pairs: Path | None = None,
+    max_steps: int | None = None,
 ) -> dict[str, Any]:
     """Train model ``name`` on the data setting ``setting_path`` of ``train_pairs``. When the training
     examples are Mirror's triples, ``hypothesis_pairs`` is the pairs file the teacher's hypotheses belong
-    to (matched to the triples by session and turn)."""
+    to (matched to the triples by session and turn). ``max_steps`` makes the run a control that takes exactly
+    that many optimiser steps (epochs as many as needed; the learning-rate floor does not stop it)."""
     device = resolve_device(train_cfg["device"], "train.device")
     meta = read_parquet_metadata(setting_path)
     epochs = train_cfg["epochs"] if train_cfg["epochs"] is not None else int(meta["epochs"])
@@ -115,6 +126,8 @@ def train_run(
         raise ConfigError(f"{setting_path}: the data setting has 0 training examples ({train_pairs}); nothing to train on")
     if not dev_examples:
         raise ConfigError(f"{dev_pairs}: 0 dev pairs; a run needs dev pairs for its validation and stopping rule")
+    if max_steps is not None:
+        schedule = _control(schedule, max_steps, len(train_examples))
     # What the run reads, by content: a checkpoint of other inputs (a changed hypothesis, say) is not resumed.
     inputs = content_digest({
         "setting": setting_path, "train": train_pairs, "dev": dev_pairs, "vocab": vocab_path,
@@ -126,20 +139,11 @@ def train_run(
     result = train_model(model, train_examples, dev_examples, schedule, work_dir / "checkpoint.pt", specials["pad_id"], device, progress,
                          checkpoint_seconds=checkpoint_seconds, inputs=inputs)
     info = {
-        "model": name,
-        "spec": dict(spec),
-        "setting": meta.get("setting"),
-        "parameters": parameter_count(model),
-        "train_examples_per_epoch": len(train_examples),
-        "nested": registry.is_nested(spec),
-        "epochs_budget": epochs,
-        "example_budget": budget,
-        "steps": result["steps"],
-        "examples_seen": result["examples"],
-        "stopped": result["stopped"],
-        "best_dev_monitor": result["best_dev_monitor"],
-        "kept": schedule.keep,
-        "device": device,
+        "model": name, "spec": dict(spec), "setting": meta.get("setting"), "parameters": parameter_count(model),
+        "train_examples_per_epoch": len(train_examples), "nested": registry.is_nested(spec),
+        "epochs_budget": schedule.epochs, "example_budget": budget, "max_steps": max_steps,
+        "steps": result["steps"], "examples_seen": result["examples"], "stopped": result["stopped"],
+        "best_dev_monitor": result["best_dev_monitor"], "kept": schedule.keep, "device": device,
         "init_embeddings": str(init_embeddings) if init_embeddings is not None and spec.get("kind") != "hred_tokkd" else None,
         "seconds_this_run": round(time.perf_counter() - start, 3),
         # forward/backward/update time over all attempts, and per pass over the 1-GT training pairs

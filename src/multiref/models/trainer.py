@@ -4,7 +4,8 @@ Adam, lr 1e-3, gradient norm clipped at 1, batch 30, data reshuffled every epoch
 by the seed and the epoch; ``batching="pooled"``: OpenNMT's length-pooled batches keyed by the length of
 each example's last context turn, :func:`multiref.resumable.pooled_batches`), validation every 1,000 steps
 with ``ReduceLROnPlateau`` (x0.75, patience 3) on the model's dev monitor (the authors': perplexity for the HRED family, reconstruction + KL for VHRED) (plus one final validation), and a stop when the learning rate falls to 1e-7 (checked at the start of an epoch, as
-the authors do), at the epoch budget of the paper's Table 9, or at an optional example budget. The
+the authors do), at the epoch budget of the paper's Table 9, at an optional example budget, or (a control run) after exactly
+``max_steps`` steps, which the learning-rate floor does not cut short. The
 kept model is the best on the dev monitor (``keep="best"``) or the last one (``keep="last"``, the authors').
 A non-finite loss stops training with the step number and the last finite losses; the checkpoint on
 disk is the last good one. Besides the validations and epoch ends, the state is saved every
@@ -39,6 +40,7 @@ class TrainingDiverged(MultirefError):
 class Schedule:
     epochs: int = 100
     max_examples: int | None = None
+    max_steps: int | None = None  # an exact step count (a control run); the learning-rate floor then does not stop it
     batch_size: int = 30
     eval_batch_size: int = 60
     lr: float = 1e-3
@@ -182,6 +184,9 @@ class _Run:
                 self.validate()
             elif self.ckpt.due():
                 self.save()
+            if schedule.max_steps is not None and state["step"] >= schedule.max_steps:
+                state["stop"] = "step budget"
+                return False
             if schedule.max_examples and state["examples"] >= schedule.max_examples:
                 state["stop"] = "example budget"
                 return False
@@ -219,7 +224,7 @@ def train_model(
         if state["epoch"] >= schedule.epochs:
             state["stop"] = "epoch budget"
             break
-        if state["batch"] == 0 and run.lr() <= schedule.min_lr:
+        if state["batch"] == 0 and schedule.max_steps is None and run.lr() <= schedule.min_lr:
             state["stop"] = "learning rate below minimum"
             break
         if run.epoch(bar, stop_after):

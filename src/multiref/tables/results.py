@@ -61,7 +61,11 @@ class Row:
 
 
 def data_label(setting: str) -> str:
-    """The paper's Data column: ``1 GT``, ``5 hyp``, ``1 GT + 5 hyp``."""
+    """The paper's Data column: ``1 GT``, ``5 hyp``, ``1 GT + 5 hyp``; an equal-steps control ``gt_steps_hyp5``
+    (the demo's synthetic table) is ``1 GT (steps of 5 hyp)``."""
+    setting, _, like = setting.partition("_steps_")
+    if like:
+        return f"{data_label(setting)} (steps of {data_label(like)})"
     s = parse_setting(setting)
     parts = (["1 GT"] if s.gt else []) + ([f"{s.k} hyp"] if s.k else [])
     return " + ".join(parts)
