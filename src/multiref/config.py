@@ -135,6 +135,12 @@ def run_pairs(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(pairs))
 
 
+def seed_count(config: Mapping[str, Any], model: str, data: str, mirror: bool = False) -> int:
+    """How many seeds the run of ``model`` on ``data`` (on Mirror's triples if ``mirror``) is trained with:
+    ``train.seeds`` (the paper: 1); the teacher is fine-tuned once."""
+    return 1 if model == "teacher" else int(config["train"].get("seeds", 1))
+
+
 def _runs(config: Mapping[str, Any]) -> Iterator[str]:
     for name, data in run_pairs(config):
         if name not in config["models"]:

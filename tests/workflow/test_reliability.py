@@ -295,7 +295,7 @@ def test_a_per_pair_file_without_a_column_is_named(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_evaluator(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from test_reval import tiny_encoder_dir  # the tiny encoder of the Reval tests
+    from reval.test_reval import tiny_encoder_dir  # the tiny encoder of the Reval tests (tests/ is on sys.path)
 
     from multiref.reval import RevalConfig, build_reval, save_reval
 

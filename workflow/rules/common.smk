@@ -11,7 +11,7 @@ sys.path.insert(
 )  # the library, even when not installed
 
 from multiref import config as checks
-from multiref.data.settings import parse_setting
+from multiref.data.settings import parse_setting, seeded_name, split_seed
 from multiref.errors import ConfigError
 from multiref.workflow import claim_root
 
@@ -26,6 +26,8 @@ if workflow.is_main_process:
 ROOT = config["root"].rstrip("/")
 RUN_STAMP = Path(ROOT) / ".multiref-run"
 SETTING = r"gt|hyp\d+|gt\+hyp\d+"  # the data-setting wildcards (workflow/Snakefile)
+# A run folder's data part: the setting, then `_seed<k>` for the k-th extra training seed (k >= 1).
+RUN_DATA = rf"(?:{SETTING})(?:_seed[1-9]\d*)?"
 
 
 def out(path):
@@ -150,11 +152,12 @@ def run_inputs(examples):
 
     def inputs(wildcards):
         model_spec(wildcards)
+        setting = split_seed(getattr(wildcards, "data", "gt"))[0]
         found = {
-            key: out(path.format(data=getattr(wildcards, "data", "gt")))
+            key: out(path.format(data=setting))
             for key, path in zip(("setting", "train", "dev", "vocab"), data)
         }
-        if examples != "backward" and parse_setting(wildcards.data).k > 0:
+        if examples != "backward" and parse_setting(setting).k > 0:
             found["hypotheses"] = out("teacher/hypotheses/manifest.json")
             if examples == "triples":
                 found["pairs"] = out(
@@ -169,6 +172,22 @@ def run_inputs(examples):
         return found
 
     return inputs
+
+
+def seeded_train(train):
+    """The training section of a run: ``train`` with ``seed`` + k for the k-th extra seed (run folder
+    ``<data>_seed<k>``); the paper's single run (k = 0) keeps ``seed``. Without the seed count, which is not a
+    parameter of one run (changing it must not retrain the runs that exist)."""
+
+    base = {
+        key: value for key, value in train.items() if key != "seeds"
+    }  # not a parameter of one run
+
+    def params(wildcards):
+        k = split_seed(wildcards.data)[1]
+        return {**base, "seed": base["seed"] + k} if k else base
+
+    return params
 
 
 def decode_inputs(wildcards):
@@ -206,13 +225,27 @@ def test_dir(model, data, base=""):
     )
 
 
+def seed_runs(model, data, base=""):
+    """The run folders' data parts of (model, data), one per training seed: ``data``, ``data_seed1``, ...
+    (``base`` "mirror/" for Mirror's systems)."""
+    count = checks.seed_count(config, model, data, mirror=bool(base))
+    return [seeded_name(data, k) for k in range(count)]
+
+
+def seed_test_dirs(model, data, base=""):
+    """The ``test/`` folders of a table row, one per training seed."""
+    return [test_dir(model, d, base) for d in seed_runs(model, data, base)]
+
+
 def row_files(model, data, base=""):
-    """Every file a table row reads: test metrics, perplexity, Reval scores, and the run's info."""
+    """Every file a table row reads, for each of its seeds: test metrics, perplexity, Reval scores, the run's info."""
     names = ["metrics.json", "perplexity.json", "per_pair.parquet"]
     names += ["reval.json", "reval.parquet"] if REVAL_SCORES else []
-    files = [f"{test_dir(model, data, base)}/{name}" for name in names]
-    info = "teacher/metrics.json" if model == "teacher" else None
-    files.append(out(info) if info else f"{run_dir(model, data, base)}/info.json")
+    files = []
+    for seeded in seed_runs(model, data, base):
+        files += [f"{test_dir(model, seeded, base)}/{name}" for name in names]
+        info = "teacher/metrics.json" if model == "teacher" else None
+        files.append(out(info) if info else f"{run_dir(model, seeded, base)}/info.json")
     return files
 
 

@@ -74,7 +74,7 @@ use rule train_model as train_triples with:
         out("mirror/runs/{model}/{data}/benchmark.tsv")
     params:
         spec=model_spec,
-        train=MIRROR_TRAIN,
+        train=seeded_train(MIRROR_TRAIN),
         work=lambda wc: out(f"work/mirror/runs/{wc.model}/{wc.data}"),
         checkpoint_minutes=config["resources"]["checkpoint_minutes"],
 
@@ -203,7 +203,13 @@ rule table_mirror:
         **LIGHT,
     params:
         systems=MIRROR_SYSTEMS,
-        run_dirs=[run_dir(s["model"], s["data"], "mirror/") for s in MIRROR_SYSTEMS],
+        run_dirs=[
+            [
+                run_dir(s["model"], d, "mirror/")
+                for d in seed_runs(s["model"], s["data"], "mirror/")
+            ]
+            for s in MIRROR_SYSTEMS
+        ],
         pairs=MIRROR_PAIRS,
         margin=MIRROR["judge"]["margin"],
         bootstrap=TABLES["bootstrap"],

@@ -55,7 +55,7 @@ rule table1:
     params:
         table="table1",
         rows=TABLES["table1"],
-        test_dirs=[test_dir(r["model"], r["data"]) for r in TABLES["table1"]],
+        test_dirs=[seed_test_dirs(r["model"], r["data"]) for r in TABLES["table1"]],
         bootstrap=TABLES["bootstrap"],
         teacher_epochs=config["teacher"]["train"]["epochs"],
         source=config["corpus"]["source"],
@@ -81,7 +81,7 @@ use rule table1 as table2 with:
     params:
         table="table2",
         rows=TABLES["table2"],
-        test_dirs=[test_dir(r["model"], r["data"]) for r in TABLES["table2"]],
+        test_dirs=[seed_test_dirs(r["model"], r["data"]) for r in TABLES["table2"]],
         bootstrap=TABLES["bootstrap"],
         teacher_epochs=config["teacher"]["train"]["epochs"],
         source=config["corpus"]["source"],
@@ -112,7 +112,9 @@ rule table4:
     params:
         label=TABLES["table4"]["label"] or TABLES["table4"]["model"],
         settings=TABLE4_SETTINGS,
-        test_dirs=[test_dir(TABLES["table4"]["model"], d) for d in TABLE4_SETTINGS],
+        test_dirs=[
+            seed_test_dirs(TABLES["table4"]["model"], d) for d in TABLE4_SETTINGS
+        ],
         bootstrap=TABLES["bootstrap"],
         source=config["corpus"]["source"],
     script:

@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 from multiref import paper
 from multiref.tables import write_table
 from multiref.tables.results import Row, model_table, read_run, read_teacher, to_latex
+from multiref.tables.seeds import combine_seeds
 from multiref.workflow import step
 
 CAPTIONS = {
@@ -19,9 +20,10 @@ with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
     inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
     rows = [Row.from_config(item, f"tables.{params.table}") for item in params.rows]
     gt_pairs = pq.read_metadata(inp.train).num_rows
-    runs = [
-        read_teacher(Path(d).parent, params.teacher_epochs) if row.model == "teacher" else read_run(Path(d).parent, gt_pairs)
-        for row, d in zip(rows, params.test_dirs, strict=True)
+    runs = [  # one entry per row: its seeds' runs combined (multiref.tables.seeds)
+        combine_seeds([read_teacher(Path(d).parent, params.teacher_epochs) if row.model == "teacher" else read_run(Path(d).parent, gt_pairs)
+                       for d in dirs], f"{params.table}: {row.model}/{row.data}")
+        for row, dirs in zip(rows, params.test_dirs, strict=True)
     ]
     reference = {**paper.TABLE1, **paper.TABLE2}  # a (model, setting) printed in either table is its reference
     frame = model_table(rows, runs, reference, params.bootstrap)

@@ -13,7 +13,7 @@ from multiref.workflow import step
 
 with step(snakemake.log[0]) as log:  # noqa: F821 (snakemake is injected)
     inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
-    metrics, pairwise = mirror_tables(params.systems, [Path(d) for d in params.run_dirs], [tuple(p) for p in params.pairs],
+    metrics, pairwise = mirror_tables(params.systems, [[Path(d) for d in dirs] for dirs in params.run_dirs], [tuple(p) for p in params.pairs],
                                       params.margin, params.bootstrap, pq.read_metadata(inp.train).num_rows)
     note = "" if params.source == "dailydialog" else " Synthetic demo corpus: the paper's human shares show the format only."
     vectors = sorted({v for v in metrics["word_vectors"] if v})

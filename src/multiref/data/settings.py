@@ -56,6 +56,23 @@ def parse_setting(name: str) -> Setting:
     return Setting(name, gt=bool(gt_only or gt_hyp), k=k)
 
 
+_SEEDED = re.compile(r"^(?P<data>.+?)_seed(?P<k>[1-9]\d*)$")
+
+
+def seeded_name(data: str, k: int) -> str:
+    """The run-folder name of setting ``data`` trained with seed index ``k``: ``data`` itself for k = 0 (the
+    paper's single run, folder unchanged), ``<data>_seed<k>`` for k >= 1 (trained with ``train.seed + k``)."""
+    if k < 0:
+        raise ConfigError(f"seed index must be >= 0, got {k}")
+    return data if k == 0 else f"{data}_seed{k}"
+
+
+def split_seed(name: str) -> tuple[str, int]:
+    """Inverse of :func:`seeded_name`: ``hyp5_seed2`` -> ("hyp5", 2), ``hyp5`` -> ("hyp5", 0)."""
+    match = _SEEDED.match(name)
+    return (match["data"], int(match["k"])) if match else (name, 0)
+
+
 def build_index(pair_ids: np.ndarray, setting: Setting, available: int, gt_copies: int) -> pa.Table:
     """The example index of ``setting``: per pair, hypotheses ``0..K-1`` then the ground truth
     ``gt_copies`` times (the authors' code adds it twice in GT+hyp settings; ``gt`` alone has one)."""

@@ -30,6 +30,7 @@ from multiref import paper
 from multiref.data.settings import parse_setting
 from multiref.errors import ConfigError, MultirefError
 from multiref.io import read_json, read_table
+from multiref.tables import seeds
 
 MEGA = 2**20
 # bootstrapped column -> (per-context score file: per_pair.parquet or reval.parquet, its column); scales in SCALE
@@ -162,27 +163,34 @@ def paired_difference_interval(a: np.ndarray, b: np.ndarray, indices: np.ndarray
 
 def _add_bootstrap(frame: pd.DataFrame, runs: Sequence[dict[str, Any]], boot: Mapping[str, Any], base: int = 0) -> None:
     """Per row and metric: ``<m>_ci_lo/hi`` of its mean, and ``<m>_vs_base_ci_lo/hi`` of its paired difference to
-    row ``base`` (the table's baseline; the first row that has the metric if ``base`` lacks it)."""
+    row ``base`` (the table's baseline; the first row that has the metric if ``base`` lacks it). A row of several
+    seeds gets the hierarchical interval of :mod:`multiref.tables.seeds` (seeds, then the shared contexts)."""
     ids = [r["pair_ids"] for r in runs]
     if any(not np.array_equal(ids[0], i) for i in ids[1:]):
         raise MultirefError("the rows of a table were scored on different test contexts; the paired bootstrap needs the same ones")
     indices = bootstrap_indices(len(ids[0]), int(boot["samples"]), int(boot["seed"]))
     level = float(boot["level"])
+    rng = np.random.default_rng([int(boot["seed"]), 1])  # the seed draws; none at all when every row has one seed
+    draws = [seeds.seed_resamples(int(r.get("seeds", 1)), int(boot["samples"]), rng) for r in runs]
+    frame["seeds"] = [int(r.get("seeds", 1)) for r in runs]
     for metric in BOOTSTRAPPED:
-        base_scores = runs[base]["scores"].get(metric)
-        if base_scores is None:
-            base_scores = next((r["scores"][metric] for r in runs if metric in r["scores"]), None)
+        b = base if metric in runs[base]["scores"] else next((i for i, r in enumerate(runs) if metric in r["scores"]), None)
+        if b is None:
+            continue
+        base_scores = runs[b]["scores"][metric]
+        base_means = seeds.resampled_means(base_scores, indices, draws[b])
         lo, hi, dlo, dhi = [], [], [], []
-        for r in runs:
+        for r, draw in zip(runs, draws, strict=True):
             s = r["scores"].get(metric)
             if s is None:
                 lo.append(None), hi.append(None), dlo.append(None), dhi.append(None)
                 continue
-            a, b = percentile_interval(s, indices, level)
-            c, d = paired_difference_interval(s, base_scores, indices, level)
-            lo.append(a), hi.append(b), dlo.append(c), dhi.append(d)
-        if all(v is None for v in lo):
-            continue
+            if s.ndim == 1 and base_scores.ndim == 1:  # one seed on both sides: the paired context bootstrap
+                a, c = percentile_interval(s, indices, level), paired_difference_interval(s, base_scores, indices, level)
+            else:
+                means = seeds.resampled_means(s, indices, draw)
+                a, c = seeds.percentile(means, level), seeds.percentile(means - base_means, level)
+            lo.append(a[0]), hi.append(a[1]), dlo.append(c[0]), dhi.append(c[1])
         frame[f"{metric}_ci_lo"], frame[f"{metric}_ci_hi"] = lo, hi
         frame[f"{metric}_vs_base_ci_lo"], frame[f"{metric}_vs_base_ci_hi"] = dlo, dhi
     frame["bootstrap_base"] = frame["run"].iloc[base]
