@@ -31,8 +31,7 @@ from multiref.errors import ConfigError
 PAPERS = {"zhao2021": "Zhao, Lala & Kawahara (2021)", "li2021": "Li, Kiseleva & de Rijke (2021)"}
 DIRECTIONS = ("greater", "equivalent", "limited", "not_consistently_greater")
 MARGIN_DIRECTIONS = ("equivalent", "limited")
-ON = ("pairs", "triples")
-CLAIM_KEYS = ("id", "paper", "section", "sentence", "direction", "metrics", "comparisons", "margin", "on", "note")
+CLAIM_KEYS = ("id", "paper", "section", "sentence", "direction", "metrics", "comparisons", "margin", "triples", "note")
 SECTION_KEYS = ("seeds", "level", "samples", "seed", "list")
 DEFAULTS: dict[str, Any] = {"seeds": 1, "level": 0.95, "samples": 1000, "seed": 0, "list": []}
 RUN = re.compile(r"^([a-z0-9_]+(?:\+mmi)?)/(gt|hyp[0-9]+|gt\+hyp[0-9]+)$")
@@ -98,7 +97,7 @@ class Claim:
     metrics: tuple[str, ...]
     comparisons: tuple[Comparison, ...]
     margin: Mapping[str, float] = field(default_factory=dict)
-    on: str = "pairs"
+    triples: bool = False
     note: str = ""
 
 
@@ -149,8 +148,8 @@ def _text(item: Mapping[str, Any], key: str, where: str, required: bool = True) 
     return " ".join(value.split())
 
 
-def _choice(item: Mapping[str, Any], key: str, where: str, choices: Sequence[str], default: str | None = None) -> str:
-    value = item.get(key, default)
+def _choice(item: Mapping[str, Any], key: str, where: str, choices: Sequence[str]) -> str:
+    value = item.get(key)
     if value not in choices:
         raise ConfigError(f"{where}.{key}: {value!r} is not one of {', '.join(choices)}")
     return str(value)
@@ -161,7 +160,7 @@ def _run(value: Any, where: str, triples: bool) -> RunRef:
     if match is None:
         raise ConfigError(f"{where}: expected a run as model/setting (e.g. hred/hyp5), got {value!r}")
     if match.group(1).endswith("+mmi") and not triples:
-        raise ConfigError(f"{where}: an MMI system ({value!r}) exists only on the triples (on: triples)")
+        raise ConfigError(f"{where}: an MMI system ({value!r}) exists only on the triples (triples: true)")
     return RunRef(match.group(1), match.group(2), triples)
 
 
@@ -223,13 +222,15 @@ def parse_claim(item: Any, where: str) -> Claim:
     if not ID.match(ident):
         raise ConfigError(f"{where}.id: expected lower-case letters, digits and _, got {ident!r}")
     direction = _choice(item, "direction", where, DIRECTIONS)
-    on = _choice(item, "on", where, ON, default="pairs")
+    triples = item.get("triples", False)
+    if not isinstance(triples, bool):
+        raise ConfigError(f"{where}.triples: expected true or false, got {triples!r}")
     metrics = _metrics(item.get("metrics"), f"{where}.metrics")
     return Claim(
         id=ident, paper=_choice(item, "paper", where, tuple(PAPERS)), section=_text(item, "section", where),
         sentence=_text(item, "sentence", where), direction=direction, metrics=metrics,
-        comparisons=_comparisons(item.get("comparisons"), f"{where}.comparisons", on == "triples"),
-        margin=_margin(item.get("margin"), f"{where}.margin", direction, metrics), on=on, note=_text(item, "note", where, required=False),
+        comparisons=_comparisons(item.get("comparisons"), f"{where}.comparisons", triples),
+        margin=_margin(item.get("margin"), f"{where}.margin", direction, metrics), triples=triples, note=_text(item, "note", where, required=False),
     )
 
 
@@ -297,7 +298,7 @@ def _claim_problems(config: Mapping[str, Any], i: int, claim: Claim) -> Iterator
             elif "ppl" in claim.metrics and not ref.triples and config["models"][ref.model].get("kind") == "hred_tokkd":
                 yield (f"{where}: metric ppl on {ref.name}: a tok-KD student's perplexity is per GPT-2 BPE token, not comparable "
                        "with the word-level models'; drop ppl from this claim")
-    if "kl" in claim.metrics and (claim.on == "triples" or config["corpus"]["source"] != "synthetic"):
+    if "kl" in claim.metrics and (claim.triples or config["corpus"]["source"] != "synthetic"):
         yield f"{where}.metrics: kl (the exact distance to the true response distribution) exists only for runs on the pairs of a synthetic corpus"
 
 
