@@ -102,22 +102,26 @@ def compare(better: Sequence[RunScores], worse: Sequence[RunScores], metric: str
     return seed_interval(b, w, samples, seed, level, key)
 
 
-def _fmt(x: float | None) -> str:
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    return f"{x:+.2f}" if abs(x) >= 0.1 or x == 0 else f"{x:+.3g}"
+def _decimals(*values: float | None) -> int:
+    """Decimals that give the largest of ``values`` three significant digits (2 to 4)."""
+    top = max((abs(v) for v in values if v is not None and np.isfinite(v)), default=0.0)
+    return 2 if top == 0 else int(np.clip(2 - np.floor(np.log10(top)), 2, 4))
+
+
+def _fmt(x: float | None, decimals: int) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:+.{decimals}f}"
 
 
 def _evidence(claim: Claim, comp: Comparison, metric: str, est: Estimate, result: str) -> str:
-    m = METRICS[metric]
-    what = f"{comp.better.name} - {comp.worse.name}, {m.label}{' (lower is better)' if m.lower_is_better else ''}: {_fmt(est.estimate)}"
+    m, places = METRICS[metric], _decimals(est.estimate, est.lo, est.hi)
+    what = f"{comp.better.name} - {comp.worse.name}, {m.label}{' (lower is better)' if m.lower_is_better else ''}: {_fmt(est.estimate, places)}"
     sizes = f"{est.seeds_better} vs {est.seeds_worse} seed(s)" + (f", {est.contexts} contexts" if est.contexts is not None else "")
     if est.lo is None:
         return (f"{what}, no interval ({sizes}: {m.label} is one value per run, and the seed-only bootstrap needs at least "
                 f"2 seeds per side) -> {result}")
     test = " (TOST)" if claim.direction == "equivalent" else " (one-sided at its upper end)" if claim.direction == "limited" else ""
     margin = f", margin {claim.margin[metric]:g}" if metric in claim.margin else ""
-    return f"{what} [{_fmt(est.lo)}, {_fmt(est.hi)}] ({100 * est.level:g}% interval{test}{margin}; {sizes}) -> {result}"
+    return f"{what} [{_fmt(est.lo, places)}, {_fmt(est.hi, places)}] ({100 * est.level:g}% interval{test}{margin}; {sizes}) -> {result}"
 
 
 def _row(claim: Claim, j: int, comp: Comparison, metric: str, est: Estimate) -> dict[str, Any]:
