@@ -180,3 +180,13 @@ def test_run_dirs_follow_the_seed_layout(tmp_path: Path) -> None:
     assert run_dirs("r", "seq2seq_attn+mmi", "gt", 1, mirror=True) == [Path("r/mirror/runs/seq2seq_attn+mmi/gt")]
     with pytest.raises(ConfigError, match="claims.seeds"):
         run_dirs(tmp_path, "hred", "gt", 0)
+
+
+@pytest.mark.parametrize("override", [None, "config/demo.yaml"])
+def test_docs_claims_md_quotes_every_shipped_claim_and_its_margins(override: str | None) -> None:
+    docs = " ".join((REPO / "docs" / "claims.md").read_text().split())
+    for claim in parse_claims(config(override)["claims"]).claims:
+        assert f"**`{claim.id}`**" in docs, f"docs/claims.md does not describe {claim.id}"
+        assert f'"{claim.sentence}"' in docs, f"docs/claims.md does not quote {claim.id}'s sentence"
+        for metric, margin in claim.margin.items():
+            assert f"{margin:g}" in docs, f"docs/claims.md does not give {claim.id}'s margin for {metric} ({margin:g})"
