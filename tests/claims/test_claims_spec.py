@@ -47,6 +47,7 @@ def test_a_claim_parses_into_typed_fields_with_the_schemas_defaults() -> None:
     [
         ({"metrics": ["ppl", "bleu4"]}, "claims.list[0].metrics: unknown metric 'bleu4'"),
         ({"metrics": []}, "claims.list[0].metrics: expected a non-empty list"),
+        ({"metrics": [["ppl"]]}, "claims.list[0].metrics: unknown metric ['ppl']"),
         ({"metrics": ["ppl", "ppl"]}, "claims.list[0].metrics: a metric is listed twice"),
         ({"direction": "better"}, "claims.list[0].direction: 'better' is not one of greater, equivalent"),
         ({"sentence": None}, "claims.list[0].sentence: expected a non-empty string, got None"),

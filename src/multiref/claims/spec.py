@@ -183,7 +183,7 @@ def _metrics(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError(f"{where}: expected a non-empty list of metrics ({', '.join(METRICS)}), got {value!r}")
     for name in value:
-        if name not in METRICS:
+        if not isinstance(name, str) or name not in METRICS:
             raise ConfigError(f"{where}: unknown metric {name!r}; known: {', '.join(METRICS)}")
     if len(set(value)) != len(value):
         raise ConfigError(f"{where}: a metric is listed twice in {value!r}")
