@@ -135,10 +135,30 @@ def run_pairs(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(pairs))
 
 
-def seed_count(config: Mapping[str, Any], model: str, data: str, mirror: bool = False) -> int:
+Claimed = tuple[frozenset[tuple[str, str, bool]], int]
+
+
+def claimed_runs(config: Mapping[str, Any]) -> Claimed:
+    """The runs the claims compare, as (model, data, on triples), and ``claims.seeds``; none when the section has
+    a problem (the claims check reports it)."""
+    from multiref.claims.spec import parse_claims
+
+    try:
+        claims = parse_claims(config.get("claims"))
+    except ConfigError:
+        return frozenset(), 1
+    return frozenset((r.model, r.data, r.triples) for r in claims.runs()), claims.seeds
+
+
+def seed_count(config: Mapping[str, Any], model: str, data: str, mirror: bool = False, claimed: Claimed | None = None) -> int:
     """How many seeds the run of ``model`` on ``data`` (on Mirror's triples if ``mirror``) is trained with:
-    ``train.seeds`` (the paper: 1); the teacher is fine-tuned once."""
-    return 1 if model == "teacher" else int(config["train"].get("seeds", 1))
+    ``train.seeds`` (the paper: 1), or ``claims.seeds`` if larger for a run a claim compares (``claimed``: a
+    :func:`claimed_runs` computed once); the teacher is fine-tuned once."""
+    if model == "teacher":
+        return 1
+    runs, seeds = claimed if claimed is not None else claimed_runs(config)
+    base = int(config["train"].get("seeds", 1))
+    return max(base, seeds) if (model, data, mirror) in runs else base
 
 
 def _runs(config: Mapping[str, Any]) -> Iterator[str]:
@@ -243,7 +263,13 @@ def _mirror_system(config: Mapping[str, Any], system: Mapping[str, Any]) -> Iter
         yield f"{where}: hred_tokkd distils the teacher's BPE distributions; it has no triples version"
 
 
-CHECKS: tuple[Check, ...] = (_split, _teacher, _schedules, _reval, _files, _settings, _runs, _tables, _mirror)
+def _claims(config: Mapping[str, Any]) -> Iterator[str]:
+    from multiref.claims.spec import problems as claim_problems
+
+    yield from claim_problems(config)
+
+
+CHECKS: tuple[Check, ...] = (_split, _teacher, _schedules, _reval, _files, _settings, _runs, _tables, _mirror, _claims)
 
 
 def problems(config: Mapping[str, Any], models: bool = False) -> list[str]:

@@ -63,6 +63,27 @@ def test_demo_synthetic_distance_table(demo_root: Path) -> None:
     assert row["data"] == "1 GT (steps of 5 hyp)"
 
 
+@pytest.mark.slow
+def test_demo_claims_with_three_seeds(demo_root: Path) -> None:
+    """claims.csv from three training seeds of every claimed run (their own folders, trained with seed + k), the
+    hierarchical interval, KL from each seed's exact distance, and the claims' report page."""
+    frame = pd.read_csv(demo_root / "claims.csv")
+    claims = DEMO["claims"]["list"]
+    assert frame["claim"].drop_duplicates().tolist() == [c["id"] for c in claims]
+    assert frame["seeds_better"].eq(3).all() and frame["seeds_worse"].eq(3).all()
+    assert frame["tested"].all()  # 3 seeds: even run-level ppl gets its seed-only interval
+    assert set(frame.loc[frame["metric"] != "ppl", "bootstrap"]) == {"seeds+contexts"}
+    assert set(frame["verdict"]) <= {"holds", "fails", "inconclusive"}
+    seeds = [json.loads((demo_root / f"runs/hred/{d}/info.json").read_text()) for d in ("hyp5", "hyp5_seed1", "hyp5_seed2")]
+    assert len({s["best_dev_monitor"] for s in seeds}) == 3  # three different trainings
+    synthetic = pd.read_csv(demo_root / "table_synthetic.csv")
+    assert {"hred/hyp5_seed1", "hred/hyp5_seed2"} <= set(synthetic["run"])
+    t1 = pd.read_csv(demo_root / "table1.csv").set_index("run")
+    assert t1.loc["hred/hyp5", "seeds"] == 3 and t1.loc["hred_tokkd/gt", "seeds"] == 1
+    page = (demo_root / "report" / "claims.html").read_text()
+    assert all(c["id"] in page for c in claims) and (demo_root / "claims.md").read_text().count("- **") == len(claims)
+
+
 def test_paper_config_plans_table2(tmp_path: Path) -> None:
     root = tmp_path / "r"
     text = run_snakemake("-n", "--config", f"root={root}", "--", str(root / "table2.tex")).stdout

@@ -177,6 +177,21 @@ def test_the_mirror_table_and_the_human_evaluation_sheet(paper_smoke: Path, caps
 
 @pytest.mark.shared
 @pytest.mark.slow
+def test_the_claims_with_one_seed(paper_smoke: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every configured claim has a row per (comparison, metric) with a verdict; with one seed, per-context metrics
+    get an interval (contexts resampled) and run-level ones (ppl) none."""
+    frame = pd.read_csv(paper_smoke / "claims.csv")
+    claims = PAPER["claims"]["list"]
+    assert frame["claim"].drop_duplicates().tolist() == [c["id"] for c in claims]
+    assert len(frame) == sum(len(c["comparisons"]) * len(c["metrics"]) for c in claims)
+    assert set(frame["verdict"]) <= {"holds", "fails", "inconclusive"} and frame["seeds_better"].eq(1).all()
+    assert frame.loc[frame["metric"] != "ppl", "tested"].all() and not frame.loc[frame["metric"] == "ppl", "tested"].any()
+    show(capsys, "claims", frame, ["claim", "better", "worse", "metric", "estimate", "lo", "hi", "verdict"])
+    assert "**" in (paper_smoke / "claims.md").read_text() and (paper_smoke / "report" / "claims.html").is_file()
+
+
+@pytest.mark.shared
+@pytest.mark.slow
 def test_every_stage_ran_at_the_papers_settings(paper_smoke: Path) -> None:
     """100 hypotheses per context in every shard, the nine settings, every configured model trained from the
     stand-in word vectors, the evaluator on the human judgements, and the report."""
@@ -212,6 +227,6 @@ def test_the_paper_smoke_plans_every_stage(tmp_path: Path) -> None:
     subprocess.run([sys.executable, str(OVERRIDE_PATH.parent / "standins.py")], check=True, cwd=REPO, capture_output=True)
     text = run_snakemake("-n", "--configfile", str(OVERRIDE_PATH), "--config", f"root={tmp_path / 'r'}").stdout
     for rule in ("teacher", "hypotheses_shard", "train_model", "train_triples", "train_backward", "decode_mmi",
-                 "reval_train", "table1", "table2", "table4", "table5", "table8", "table_mirror", "human_eval_sheet"):
+                 "reval_train", "table1", "table2", "table4", "table5", "table8", "table_mirror", "human_eval_sheet", "claims"):
         assert f"rule {rule}:" in text, rule
     assert text.count("rule hypotheses_shard:") == OVERRIDE["teacher"]["shards"]

@@ -228,7 +228,7 @@ def test_dir(model, data, base=""):
 def seed_runs(model, data, base=""):
     """The run folders' data parts of (model, data), one per training seed: ``data``, ``data_seed1``, ...
     (``base`` "mirror/" for Mirror's systems)."""
-    count = checks.seed_count(config, model, data, mirror=bool(base))
+    count = checks.seed_count(config, model, data, bool(base), CLAIMED)
     return [seeded_name(data, k) for k in range(count)]
 
 
@@ -262,6 +262,9 @@ def table5_inputs(wildcards):
 
 
 RUN_PAIRS = checks.run_pairs(config)
+CLAIMED = checks.claimed_runs(
+    config
+)  # the runs the claims compare, and their seed count
 TABLE4_SETTINGS = checks.table4_settings(config)
 TABLE_RUNS = [(r["model"], r["data"]) for t in ("table1", "table2") for r in TABLES[t]]
 TABLE_RUNS += [(TABLES["table4"]["model"], d) for d in TABLE4_SETTINGS]
@@ -277,6 +280,16 @@ SYNTHETIC_RUNS = [
     if m in config["models"] and config["models"][m]["kind"] != "hred_tokkd"
 ]
 SYNTHETIC_RUNS += [(m, f"{d}_steps_{like}") for m, d, like in EQUAL_STEPS]
+if (
+    config["corpus"]["source"] == "synthetic"
+):  # every seed of a claimed run: the claims' KL (docs/claims.md)
+    SYNTHETIC_RUNS += [
+        (m, seeded)
+        for m, d, triples in sorted(CLAIMED[0])
+        if not triples and config["models"][m]["kind"] != "hred_tokkd"
+        for seeded in seed_runs(m, d)
+        if (m, seeded) not in SYNTHETIC_RUNS
+    ]
 TABLE_OUTPUTS = [out("table1.csv"), out("table2.csv")]
 TABLE_OUTPUTS += [out("table4.csv")] if TABLES["table4"]["model"] else []
 TABLE_OUTPUTS += [out("table5.csv")] if TABLES["table5"]["model"] else []
@@ -299,10 +312,27 @@ MIRROR_TABLES = (
 )
 
 
+def claim_folders():
+    """Each compared run's name (``model/data``, ``mirror/`` in front on triples) -> its seed folders."""
+    return {
+        ("mirror/" if triples else "")
+        + f"{m}/{d}": [
+            run_dir(m, s, "mirror/" if triples else "")
+            for s in seed_runs(m, d, "mirror/" if triples else "")
+        ]
+        for m, d, triples in sorted(CLAIMED[0])
+    }
+
+
+CLAIMS_KL = config["corpus"]["source"] == "synthetic" and any(
+    "kl" in c["metrics"] for c in config["claims"]["list"]
+)
+
+
 def get_final_output():
     """What `snakemake` builds without a target (the inputs of `all`): Table 8, the tables and their runs, the Mirror
-    table and its human-evaluation sheet, the report's items, the hypotheses and data settings, and the demo's
-    distance of the teacher to the synthetic truth."""
+    table and its human-evaluation sheet, the report's items, the hypotheses and data settings, the demo's
+    distance of the teacher to the synthetic truth, and the claims' verdicts."""
     final = [out("table8.csv"), out("table8.tex"), *TABLE_OUTPUTS]
     if MIRROR_SYSTEMS:
         final += [out("table_mirror.csv"), out("mirror/human_eval/sheet.csv")]
@@ -313,4 +343,6 @@ def get_final_output():
     if config["corpus"]["source"] == "synthetic":
         final.append(out("teacher/fit.json"))
     final += [f"{run_dir(m, d)}/model.pt" for m, d in RUN_PAIRS]
+    if config["claims"]["list"]:
+        final += [out("claims.csv"), out("report/claims.html")]
     return final

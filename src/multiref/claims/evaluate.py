@@ -201,3 +201,22 @@ def claims_markdown(frame: pd.DataFrame) -> str:
         for ev in frame.loc[frame["claim"] == s.claim, "evidence"]:
             lines.append(f"  - {ev}")
     return "\n".join(lines) + "\n"
+
+
+def evaluate_folders(claims: Claims, folders: Mapping[str, Sequence[str]], kl: Path | None = None) -> pd.DataFrame:
+    """:func:`evaluate` on the pipeline's run folders: ``folders`` maps each compared run's name (``RunRef.name``)
+    to its seed folders; ``kl`` (the demo's ``synthetic_fit.parquet``) adds the per-context KL of every run on the
+    pairs, looked up by ``model/<folder name>`` (so each seed has its own)."""
+    by_run = synthetic_kl(kl) if kl is not None else {}
+
+    def load(run_dir: Path) -> RunScores:
+        name = f"{run_dir.parent.name}/{run_dir.name}"
+        extra = {"kl": by_run[name]} if name in by_run and run_dir.parent.parent.parent.name != "mirror" else None
+        return read_run_scores(run_dir, extra)
+
+    def seeds(ref: RunRef) -> list[Path]:
+        if ref.name not in folders:
+            raise MultirefError(f"{ref.name}: the claims compare this run but no folder was given for it")
+        return [Path(d) for d in folders[ref.name]]
+
+    return evaluate(claims, seeds, load)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multiref.data.settings import seeded_name
 from multiref.errors import ConfigError
 
 PAPERS = {"zhao2021": "Zhao, Lala & Kawahara (2021)", "li2021": "Li, Kiseleva & de Rijke (2021)"}
@@ -124,7 +125,7 @@ def run_dirs(root: str | Path, model: str, data: str, seeds: int, mirror: bool =
     if seeds < 1:
         raise ConfigError(f"claims.seeds: expected an integer >= 1, got {seeds!r}")
     base = Path(root) / ("mirror/runs" if mirror else "runs") / model
-    return [base / (data if k == 0 else f"{data}_seed{k}") for k in range(seeds)]
+    return [base / seeded_name(data, k) for k in range(seeds)]
 
 
 # ------------------------------------------------------------------------------------------------------

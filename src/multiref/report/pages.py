@@ -152,6 +152,38 @@ def rst_to_html(text: str, title: str) -> str:
     return page.decode("utf-8")
 
 
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;font-size:13px;margin:1.5em;color:#1e293b;background:#fff}"
+    "table.results{border-collapse:collapse}table.results th,table.results td{border-bottom:1px solid #cbd5e1;"
+    "padding:.2em .5em;text-align:right;white-space:nowrap}table.results th{background:#f1f5f9}"
+    "table.results td:first-child,table.results th:first-child{text-align:left}"
+)
+_VERDICT_COLOURS = {"holds": "#166534", "fails": "#991b1b", "inconclusive": "#92400e"}
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}</title>\n"
+            f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body>\n</html>\n")
+
+
+def claims_page(summary: pd.DataFrame, rows: pd.DataFrame) -> str:
+    """The report's claims page: one block per claim (verdict, paper, section, sentence, note), then its evidence
+    lines (:func:`multiref.claims.summarise` and :func:`multiref.claims.evaluate` frames)."""
+    if summary.empty:
+        raise MultirefError("claims page: no claim to show (claims.list is empty)")
+    parts = [("<p>Each claim of the papers as a comparison between runs: per metric, mean(better) - mean(worse) with "
+              "its interval over training seeds and test contexts, and a verdict (method: docs/claims.md).</p>")]
+    for s in summary.itertuples(index=False):
+        colour = _VERDICT_COLOURS.get(str(s.verdict), "#1e293b")
+        parts.append(f"<h2><span style=\"color:{colour}\">{html.escape(str(s.verdict))}</span> {html.escape(str(s.claim))}</h2>")
+        parts.append(f"<p>{html.escape(str(s.paper))}, {html.escape(str(s.section))}: &ldquo;{html.escape(str(s.sentence))}&rdquo;</p>")
+        if isinstance(s.note, str) and s.note:
+            parts.append(f"<p><em>{html.escape(s.note)}</em></p>")
+        evidence = rows.loc[rows["claim"] == s.claim, "evidence"]
+        parts.append("<ul>" + "".join(f"<li>{html.escape(str(e))}</li>" for e in evidence) + "</ul>")
+    return _page("The papers' claims: verdicts", "\n".join(parts))
+
+
 def table_html(csv: Path, title: str, caption: str = "") -> str:
     """A standalone HTML page showing one results table (the CSV as the pipeline wrote it)."""
     try:
@@ -162,15 +194,4 @@ def table_html(csv: Path, title: str, caption: str = "") -> str:
         raise MultirefError(f"{csv}: the table has no rows")
 
     body = frame.to_html(index=False, border=0, classes="results", escape=True)
-    style = (
-        "body{font-family:system-ui,sans-serif;font-size:13px;margin:1.5em;color:#1e293b;background:#fff}"
-        "table.results{border-collapse:collapse}table.results th,table.results td{border-bottom:1px solid #cbd5e1;"
-        "padding:.2em .5em;text-align:right;white-space:nowrap}table.results th{background:#f1f5f9}"
-        "table.results td:first-child,table.results th:first-child{text-align:left}"
-    )
-    return (
-        f"<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{html.escape(title)}</title>\n"
-        f"<style>{style}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-        + (f"<p>{html.escape(caption)}</p>\n" if caption else "")
-        + f"{body}\n</body>\n</html>\n"
-    )
+    return _page(title, (f"<p>{html.escape(caption)}</p>\n" if caption else "") + body)

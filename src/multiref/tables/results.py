@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from multiref import paper
-from multiref.data.settings import parse_setting
+from multiref.data.settings import parse_setting, split_seed
 from multiref.errors import ConfigError, MultirefError
 from multiref.io import read_json, read_table
 from multiref.tables import seeds
@@ -63,7 +63,10 @@ class Row:
 
 def data_label(setting: str) -> str:
     """The paper's Data column: ``1 GT``, ``5 hyp``, ``1 GT + 5 hyp``; an equal-steps control ``gt_steps_hyp5``
-    (the demo's synthetic table) is ``1 GT (steps of 5 hyp)``."""
+    (the demo's synthetic table) is ``1 GT (steps of 5 hyp)``; training seed k >= 1 (``hyp5_seed2``) adds ``(seed 2)``."""
+    setting, k = split_seed(setting)
+    if k:
+        return f"{data_label(setting)} (seed {k})"
     setting, _, like = setting.partition("_steps_")
     if like:
         return f"{data_label(setting)} (steps of {data_label(like)})"
