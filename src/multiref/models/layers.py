@@ -64,7 +64,9 @@ def token_nll(logits: Tensor, y: Tensor, pad_id: int) -> Tensor:
     """-log p(y_t | y_<t, ...) of every token of responses y [B, Ty] (``<s>`` ... ``</s>``, right-padded) under a
     word decoder's teacher-forced logits [B, Ty - 1, V]: [B, Ty - 1], 0 on padding. Every model's reconstruction
     term is a sum of these."""
-    return nn.functional.cross_entropy(logits.transpose(1, 2), y[:, 1:], ignore_index=pad_id, reduction="none")
+    target = y[:, 1:]
+    flat = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=pad_id, reduction="none")
+    return flat.view(target.shape)  # the [B * T, V] layout: no transposed copy of the logits
 
 
 def response_nll(logits: Tensor, y: Tensor, pad_id: int) -> dict[str, Tensor]:
