@@ -1,4 +1,4 @@
-"""A GRU over right-padded sequences for training on CPU: PyTorch's equations and weights, a hand-written backward.
+"""A GRU over right-padded sequences for training on the CPU: PyTorch's equations and weights, a hand-written backward.
 
 PyTorch's CPU GRU over a packed batch runs every time step as a few small autograd operations (input and
 hidden projections included), and its backward walks that graph step by step. :func:`gru` computes the same
@@ -26,10 +26,12 @@ import torch
 from torch import Tensor, nn
 
 
-def supported(rnn: nn.GRU) -> bool:
-    """Whether :func:`gru` computes what this module computes: batch first, biases, no dropout between layers in
-    training (PyTorch draws it on the packed data) and no projections."""
-    return rnn.batch_first and rnn.bias and (rnn.num_layers == 1 or rnn.dropout == 0 or not rnn.training) and not getattr(rnn, "proj_size", 0)
+def supported(rnn: nn.GRU, inputs: Tensor) -> bool:
+    """Whether :func:`gru` should replace this module on these inputs: on the CPU (on a GPU cuDNN's fused GRU is
+    faster than a Python loop of small kernels), batch first, biases, no dropout between layers in training
+    (PyTorch draws it on the packed data) and no projections."""
+    return (inputs.device.type == "cpu" and rnn.batch_first and rnn.bias and not getattr(rnn, "proj_size", 0)
+            and (rnn.num_layers == 1 or rnn.dropout == 0 or not rnn.training))
 
 
 def _steps(batch_sizes: list[int], reverse: bool) -> list[tuple[int, int]]:

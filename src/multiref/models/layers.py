@@ -96,9 +96,9 @@ class LockedDropout(nn.Module):
 
 def _run_gru(rnn: nn.GRU, inputs: Tensor, lengths: Tensor, h0: Tensor | None = None, optimised: bool = True) -> tuple[Tensor, Tensor]:
     """A GRU over padded sequences (length 0 treated as 1, as the authors do). ``optimised``: in training (with
-    gradients) :func:`multiref.models.fast_gru.gru`, otherwise PyTorch's packed GRU; the same function."""
+    gradients, on the CPU) :func:`multiref.models.fast_gru.gru`, otherwise PyTorch's packed GRU; the same function."""
     lengths = lengths.clamp(min=1).cpu()
-    if optimised and torch.is_grad_enabled() and fast_gru.supported(rnn):
+    if optimised and torch.is_grad_enabled() and fast_gru.supported(rnn, inputs):
         return fast_gru.gru(rnn, inputs, lengths, h0)
     packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
     outputs, final = rnn(packed) if h0 is None else rnn(packed, h0)
@@ -180,7 +180,7 @@ class DialogueEncoder(nn.Module):
 class AdditiveAttention(nn.Module):
     """``e = w_emit tanh(W_q q + W_c c)``, ``out = tanh(W_out [sum a c; q])``.
 
-    ``optimised`` (default True): the scores come from :func:`multiref.models.fused_attention.additive_scores`
+    ``optimised`` (default True; on the CPU, a GPU keeps the plain path): the scores come from :func:`multiref.models.fused_attention.additive_scores`
     over the unmasked context positions only (moved to the front of each row), without the [B, Q, K, H]
     tanh tensor; False: the plain formulation, kept as the reference of the equivalence tests. Both give the
     same outputs, weights and gradients up to float rounding.
@@ -203,7 +203,7 @@ class AdditiveAttention(nn.Module):
         ``query_mask`` [B, Q] (optional, True = needed) is a hint: the fused path gives the queries after a
         row's last needed one no attention (a zero context vector) instead of computing it; the plain path
         ignores it. Callers pass it where those outputs carry no loss (teacher forcing over padding)."""
-        if not self.optimised:
+        if not self.optimised or query.device.type != "cpu":
             scores = self.w_emit(torch.tanh(self.w_context(context).unsqueeze(1) + self.w_query(query).unsqueeze(2))).squeeze(-1)
             return self._mix(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), context, query)
         # The unmasked positions first (stable, so their order is kept), then only as many as the fullest row has.
@@ -254,7 +254,7 @@ class AttentionDecoder(nn.Module):
         x = embedded_dropout(self.embedding, inputs, self.p_emb, self.training)
         x = self.feat_fc(torch.cat([x, feat.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1))
         x = self.drop(x)
-        if self.optimised and torch.is_grad_enabled() and fast_gru.supported(self.rnn):
+        if self.optimised and torch.is_grad_enabled() and fast_gru.supported(self.rnn, x):
             outputs, hidden = fast_gru.gru(self.rnn, x, torch.full((x.size(0),), x.size(1)), h0)
         else:
             outputs, hidden = self.rnn(x, h0)
