@@ -113,7 +113,7 @@ class HRED(nn.Module):
         """Teacher-forced loss of responses y [B, Ty] (``<s>`` ... ``</s>``, right-padded); ``step`` is
         unused here (latent models anneal their KL term with it)."""
         memory, mask, context = self.encode(x, x_floor, y_floor)
-        logits, _ = self.decoder(y[:, :-1], self.initial_state(context), context, memory, mask)
+        logits, _ = self.decoder(y[:, :-1], self.initial_state(context), context, memory, mask, y[:, 1:] != self.cfg.pad_id)
         return response_nll(logits, y, self.cfg.pad_id)
 
     @torch.no_grad()

@@ -33,6 +33,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from multiref.models import fast_gru
+from multiref.models.fused_attention import additive_scores
+
 
 def init_linear(module: nn.Linear, scale: float = 0.1) -> None:
     """Uniform(-scale, scale) weights and zero bias, as the authors' ``init_module_weights``."""
@@ -61,7 +64,9 @@ def token_nll(logits: Tensor, y: Tensor, pad_id: int) -> Tensor:
     """-log p(y_t | y_<t, ...) of every token of responses y [B, Ty] (``<s>`` ... ``</s>``, right-padded) under a
     word decoder's teacher-forced logits [B, Ty - 1, V]: [B, Ty - 1], 0 on padding. Every model's reconstruction
     term is a sum of these."""
-    return nn.functional.cross_entropy(logits.transpose(1, 2), y[:, 1:], ignore_index=pad_id, reduction="none")
+    target = y[:, 1:]
+    flat = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1), ignore_index=pad_id, reduction="none")
+    return flat.view(target.shape)  # the [B * T, V] layout: no transposed copy of the logits
 
 
 def response_nll(logits: Tensor, y: Tensor, pad_id: int) -> dict[str, Tensor]:
@@ -89,19 +94,33 @@ class LockedDropout(nn.Module):
         return x * x.new_empty(shape).bernoulli_(1 - self.p) / (1 - self.p)
 
 
-def _run_gru(rnn: nn.GRU, inputs: Tensor, lengths: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """A GRU over padded sequences (length 0 treated as 1, as the authors do)."""
+def _run_gru(rnn: nn.GRU, inputs: Tensor, lengths: Tensor, h0: Tensor | None = None, optimised: bool = True) -> tuple[Tensor, Tensor]:
+    """A GRU over padded sequences (length 0 treated as 1, as the authors do). ``optimised``: in training (with
+    gradients, on the CPU) :func:`multiref.models.fast_gru.gru`, otherwise PyTorch's packed GRU; the same function."""
     lengths = lengths.clamp(min=1).cpu()
+    if optimised and torch.is_grad_enabled() and fast_gru.supported(rnn, inputs):
+        return fast_gru.gru(rnn, inputs, lengths, h0)
     packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
     outputs, final = rnn(packed) if h0 is None else rnn(packed, h0)
     outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=inputs.size(1))
     return outputs, final
 
 
+def set_optimised(model: nn.Module, optimised: bool) -> None:
+    """Switch every module of ``model`` that has an optimised training path (the fused additive attention, the
+    hand-differentiated GRUs) to it (True, the default) or to the plain formulation it replaces (False, kept as
+    the reference of the equivalence tests). Both compute the same function; parameters are shared."""
+    for module in model.modules():
+        if hasattr(module, "optimised"):
+            module.optimised = optimised
+
+
 WORD_AVERAGES = ("adjacent", "directions")
 
 
 class SentenceEncoder(nn.Module):
+    optimised: bool = True  # see set_optimised
+
     def __init__(self, embedding: nn.Embedding, hidden: int, layers: int, dropout: float, word_average: str = "adjacent",
                  layer_dropout: bool = True) -> None:
         super().__init__()
@@ -119,7 +138,7 @@ class SentenceEncoder(nn.Module):
     def forward(self, words: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """words [N, T] -> word encodings [N, T, H] and sentence vectors [N, H]."""
         x = self.drop(embedded_dropout(self.embedding, words, self.p_emb, self.training))
-        outputs, final = _run_gru(self.rnn, x, lengths)  # outputs [N, T, 2H] = [forward; backward]
+        outputs, final = _run_gru(self.rnn, x, lengths, optimised=self.optimised)  # outputs [N, T, 2H] = [forward; backward]
         n, t = words.shape
         if self.word_average == "adjacent":  # the authors' view(B, T, H, 2).mean(3)
             outputs = outputs.view(n, t, self.hidden, 2).mean(3)
@@ -143,6 +162,8 @@ class RelFloorEncoder(nn.Module):
 
 
 class DialogueEncoder(nn.Module):
+    optimised: bool = True  # see set_optimised
+
     def __init__(self, input_dim: int, hidden: int, layers: int, dropout: float, layer_dropout: bool = True) -> None:
         super().__init__()
         between = dropout if layer_dropout and layers > 1 else 0.0  # the authors' dropout_hidden
@@ -152,11 +173,21 @@ class DialogueEncoder(nn.Module):
 
     def forward(self, sentences: Tensor, n_turns: Tensor) -> Tensor:
         """sentences [B, C, H] with ``n_turns`` real turns each -> dialogue vector [B, H]."""
-        _, final = _run_gru(self.rnn, sentences, n_turns)
+        _, final = _run_gru(self.rnn, sentences, n_turns, optimised=self.optimised)
         return self.drop(final.mean(0))
 
 
 class AdditiveAttention(nn.Module):
+    """``e = w_emit tanh(W_q q + W_c c)``, ``out = tanh(W_out [sum a c; q])``.
+
+    ``optimised`` (default True; on the CPU, a GPU keeps the plain path): the scores come from :func:`multiref.models.fused_attention.additive_scores`
+    over the unmasked context positions only (moved to the front of each row), without the [B, Q, K, H]
+    tanh tensor; False: the plain formulation, kept as the reference of the equivalence tests. Both give the
+    same outputs, weights and gradients up to float rounding.
+    """
+
+    optimised: bool = True
+
     def __init__(self, query_dim: int, context_dim: int, hidden: int) -> None:
         super().__init__()
         self.w_query = nn.Linear(query_dim, hidden)
@@ -166,16 +197,36 @@ class AdditiveAttention(nn.Module):
         for layer in (self.w_query, self.w_context, self.w_emit, self.linear_out):
             init_linear(layer)
 
-    def forward(self, query: Tensor, context: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """query [B, Q, Dq], context [B, K, Dc], mask [B, K] (True = attend) -> ([B, Q, Dq], [B, Q, K])."""
-        scores = self.w_emit(torch.tanh(self.w_context(context).unsqueeze(1) + self.w_query(query).unsqueeze(2))).squeeze(-1)
-        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+    def forward(self, query: Tensor, context: Tensor, mask: Tensor, query_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """query [B, Q, Dq], context [B, K, Dc], mask [B, K] (True = attend) -> ([B, Q, Dq], [B, Q, K]).
+
+        ``query_mask`` [B, Q] (optional, True = needed) is a hint: the fused path gives the queries after a
+        row's last needed one no attention (a zero context vector) instead of computing it; the plain path
+        ignores it. Callers pass it where those outputs carry no loss (teacher forcing over padding)."""
+        if not self.optimised or query.device.type != "cpu":
+            scores = self.w_emit(torch.tanh(self.w_context(context).unsqueeze(1) + self.w_query(query).unsqueeze(2))).squeeze(-1)
+            return self._mix(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), context, query)
+        # The unmasked positions first (stable, so their order is kept), then only as many as the fullest row has.
+        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, : max(int(mask.sum(1).max()), 1)]
+        kept = context.gather(1, order.unsqueeze(-1).expand(-1, -1, context.size(-1)))
+        kept_mask = mask.gather(1, order)
+        positions = torch.arange(1, query.size(1) + 1, device=query.device)
+        q_len = (positions if query_mask is None else query_mask * positions).amax(-1).expand(query.size(0))  # last needed + 1
+        scores = additive_scores(self.w_query(query), self.w_context(kept), self.w_emit.weight[0], q_len.tolist(), kept_mask.sum(1).tolist())
+        keep = kept_mask.unsqueeze(1) & (positions <= q_len.unsqueeze(1)).unsqueeze(2)
+        out, attn = self._mix((scores + self.w_emit.bias).masked_fill(~keep, float("-inf")), kept, query)
+        return out, attn.new_zeros((*attn.shape[:2], context.size(1))).scatter_(2, order.unsqueeze(1).expand_as(attn), attn)
+
+    def _mix(self, scores: Tensor, context: Tensor, query: Tensor) -> tuple[Tensor, Tensor]:
+        """The output and the attention weights from the masked scores [B, Q, K] (-inf = masked)."""
         attn = torch.nan_to_num(scores.softmax(-1), nan=0.0)  # a row with nothing to attend gets zeros
         mixed = torch.bmm(attn, context)
         return torch.tanh(self.linear_out(torch.cat([mixed, query], dim=-1))), attn
 
 
 class AttentionDecoder(nn.Module):
+    optimised: bool = True  # see set_optimised
+
     def __init__(self, embedding: nn.Embedding, hidden: int, layers: int, feat_dim: int, attn_dim: int, dropout: float) -> None:
         super().__init__()
         emb_dim = embedding.embedding_dim
@@ -193,12 +244,21 @@ class AttentionDecoder(nn.Module):
         init_linear(self.project_fc)
         init_rnn(self.rnn)  # no dropout between its layers (the authors' decoders.py leaves it out)
 
-    def forward(self, inputs: Tensor, h0: Tensor, feat: Tensor, memory: Tensor, memory_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Teacher forcing (or one step): inputs [B, T] -> logits [B, T, V] and the last hidden state."""
+    def forward(self, inputs: Tensor, h0: Tensor, feat: Tensor, memory: Tensor, memory_mask: Tensor,
+                needed: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Teacher forcing (or one step): inputs [B, T] -> logits [B, T, V] and the last hidden state.
+
+        ``needed`` [B, T] (optional): the positions whose logits carry a loss (real target tokens); the
+        attention may skip the others (see :class:`AdditiveAttention`), whose logits are then not the
+        plain formulation's."""
         x = embedded_dropout(self.embedding, inputs, self.p_emb, self.training)
         x = self.feat_fc(torch.cat([x, feat.unsqueeze(1).expand(-1, inputs.size(1), -1)], dim=-1))
-        outputs, hidden = self.rnn(self.drop(x), h0)
-        outputs, _ = self.attention(self.drop(outputs), memory, memory_mask)
+        x = self.drop(x)
+        if self.optimised and torch.is_grad_enabled() and fast_gru.supported(self.rnn, x):
+            outputs, hidden = fast_gru.gru(self.rnn, x, torch.full((x.size(0),), x.size(1)), h0)
+        else:
+            outputs, hidden = self.rnn(x, h0)
+        outputs, _ = self.attention(self.drop(outputs), memory, memory_mask, needed)
         return self.classifier(self.project_fc(outputs)), hidden
 
 

@@ -61,7 +61,7 @@ class MHRED(HRED):
         n_tokens = (target != self.cfg.pad_id).sum()
         if not self.training:  # the authors' dev evaluation: the most probable mechanism only
             dec_ctx = self.mechanism_context(context, probs.argmax(-1))
-            logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask)
+            logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask, y[:, 1:] != self.cfg.pad_id)
             nll = token_nll(logits, y, self.cfg.pad_id)
             return {"loss": nll.sum(1).mean(), "nll_sum": nll.sum(), "n_tokens": n_tokens, "mech_max": probs.max(-1).values.mean(),
                     "monitor": (nll.sum() / n_tokens.clamp(min=1)).exp()}
@@ -85,7 +85,7 @@ class MHRED(HRED):
         rep = lambda t: t.repeat_interleave(k, dim=0)
         dec_ctx = self.mechanism_context(rep(context), ids)
         yk = rep(y)
-        logits, _ = self.decoder(yk[:, :-1], self.initial_state(dec_ctx), dec_ctx, rep(memory), rep(mask))
+        logits, _ = self.decoder(yk[:, :-1], self.initial_state(dec_ctx), dec_ctx, rep(memory), rep(mask), yk[:, 1:] != self.cfg.pad_id)
         nll = token_nll(logits, yk, self.cfg.pad_id)
         return nll.sum(1).view(b, k)
 

@@ -66,7 +66,7 @@ class VHRED(HRED):
         prior = self.prior(context)
         post = self.post_net(torch.cat([y_vec, context], dim=-1))
         dec_ctx = self.ctx_fc(torch.cat([post.z, context], dim=-1))
-        logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask)
+        logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask, y[:, 1:] != self.cfg.pad_id)
         target = y[:, 1:]
         keep = target != self.cfg.pad_id
         nll = token_nll(logits, y, self.cfg.pad_id)
@@ -89,7 +89,7 @@ class VHRED(HRED):
         measures); ``assign_k``: from the k-th latent variable only."""
         memory, mask, context = self.encode(x, x_floor, y_floor)
         dec_ctx = self.ctx_fc(torch.cat([self.prior(context, assign_k).z, context], dim=-1))
-        logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask)
+        logits, _ = self.decoder(y[:, :-1], self.initial_state(dec_ctx), dec_ctx, memory, mask, y[:, 1:] != self.cfg.pad_id)
         target = y[:, 1:]
         nll = token_nll(logits, y, self.cfg.pad_id)
         return {"nll_sum": nll.sum(), "n_tokens": (target != self.cfg.pad_id).sum(), "sent_nll": nll.sum(1)}

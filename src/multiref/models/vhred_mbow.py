@@ -93,7 +93,7 @@ class VHREDMBoW(VHRED):
         _, y_vec = self.sentence_encoder(flat_y, (flat_y != self.cfg.pad_id).sum(-1))
         post = self.post_net(torch.cat([y_vec, ctx_k], dim=-1))
         dec_ctx = self.ctx_fc(torch.cat([post.z, ctx_k], dim=-1))
-        logits, _ = self.decoder(flat_y[:, :-1], self.initial_state(dec_ctx), dec_ctx, rep(memory), rep(mask))
+        logits, _ = self.decoder(flat_y[:, :-1], self.initial_state(dec_ctx), dec_ctx, rep(memory), rep(mask), flat_y[:, 1:] != self.cfg.pad_id)
         target = flat_y[:, 1:]
         keep = target != self.cfg.pad_id
         present = keep.any(-1).to(logits.dtype)  # [B*K]
