@@ -6,7 +6,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.generation.logits_process import TopPLogitsWarper
 
 from multiref.teacher.finetune import collate
-from multiref.teacher.sampler import nucleus_sample, sample, top_p_filter
+from multiref.teacher.nucleus import nucleus_sample, top_p_filter
+from multiref.teacher.sampler import sample
 
 
 def reference(logits: torch.Tensor, top_p: float, keep: int = 1) -> torch.Tensor:
@@ -50,11 +51,11 @@ def test_nucleus_sample_draws_only_from_the_nucleus_with_its_probabilities() -> 
 @pytest.mark.parametrize("scale", [0.1, 1.0, 4.0, 20.0])  # flat to peaked rows: both paths of nucleus_sample
 @pytest.mark.parametrize("top_p", [0.3, 0.9, 0.95, 1.0])
 def test_partial_sort_draws_the_tokens_of_the_full_sort(scale: float, top_p: float) -> None:
-    """The top-k shortcut draws the same token from the same uniform number as a sort of the whole
-    vocabulary (``candidates`` >= vocabulary), and only nucleus tokens."""
+    """The top-k shortcut (and the bracket route for flat rows) draws the same token from the same uniform
+    number as a sort of the whole vocabulary, and only nucleus tokens."""
     logits = torch.randn(64, 3000, generator=torch.Generator().manual_seed(int(scale * 10))) * scale
-    fast = nucleus_sample(logits, top_p, 1.0, torch.Generator().manual_seed(1), candidates=16)
-    full = nucleus_sample(logits, top_p, 1.0, torch.Generator().manual_seed(1), candidates=3000)
+    fast = nucleus_sample(logits, top_p, 1.0, torch.Generator().manual_seed(1), widths=(16,))
+    full = nucleus_sample(logits, top_p, 1.0, torch.Generator().manual_seed(1), widths=(), bracket=False)
     assert torch.equal(fast, full)
     assert torch.isfinite(top_p_filter(logits, top_p)).gather(1, fast).all()
 
