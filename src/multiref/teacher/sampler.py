@@ -3,15 +3,18 @@
 Compared with ``generate(do_sample=True, num_return_sequences=N)``, which copies every context N
 times before running it through the model, this sampler
 
-- encodes each context once (a batch of left-padded contexts) and repeats its key/value cache N times;
+- encodes each context once (a batch of left-padded contexts, logits for the last position only) and
+  shares its key/value cache with its N samples, in buffers that new positions are written into in place
+  (:mod:`multiref.teacher.kv_cache`) rather than concatenated to at every step;
 - stops finished sequences: their tokens are ignored from ``</s>`` on, and they are dropped from the
   batch (with their cache rows) once they make up a quarter of it (``compact_at``);
 - runs in bf16 on GPU when asked (``dtype``), fp32 on CPU;
-- draws from a partial sort of each row's most likely tokens when they hold the nucleus
-  (:func:`nucleus_sample`), not from a sort of the whole vocabulary;
+- finds each row's nucleus from a part of the row (its most likely tokens, or for flat rows a bracket
+  of values around the boundary) and sorts the whole vocabulary only for the rows that need it
+  (:func:`multiref.teacher.nucleus.nucleus_sample`);
 - draws every token from one seeded ``torch.Generator``, so a fixed seed gives identical output.
 
-Top-p filtering is :func:`top_p_filter`, the exact semantics of ``transformers``' ``TopPLogitsWarper``.
+Top-p filtering has the semantics of ``transformers``' ``TopPLogitsWarper`` (:mod:`multiref.teacher.nucleus`).
 The stored log-probability of a hypothesis is the sum of its tokens' log-probabilities under the
 unfiltered model distribution at temperature 1 (as the authors' ``sentence_prob``), ``</s>`` included
 when the hypothesis finished.
