@@ -82,7 +82,10 @@ def train_step_rates(mode: str) -> dict[str, Any]:
     rows = []
     for dtype in ("fp32", "bf16"):
         for name, spec in SPECS.items():
-            rows.append(measure(name, _spec(spec, s["dims"]), s["vocab"], batches, s["device"], dtype, s["repeats"]))
+            try:
+                rows.append(measure(name, _spec(spec, s["dims"]), s["vocab"], batches, s["device"], dtype, s["repeats"]))
+            except SystemExit as exc:  # one setting that cannot run (e.g. bf16 GRUs) leaves the others their rows
+                rows.append({"model": name, "dtype": dtype, "error": str(exc)})
     return {"pairs_per_batch": s["pairs"], "dims": s["dims"] or "paper", "rows": rows}
 
 
@@ -129,7 +132,7 @@ def projections(sampler: dict[str, Any] | None, train: dict[str, Any] | None) ->
                      f"{tokens / 1e6:,.1f} M tokens / {r['sampler_tok_s']:,.0f} tok/s = {hours:,.2f} h"))
     for dtype in ("fp32", "bf16"):
         for model in SPECS:
-            row = next((r for r in (train or {}).get("rows", []) if r["model"] == model and r["dtype"] == dtype), None)
+            row = next((r for r in (train or {}).get("rows", []) if r["model"] == model and r["dtype"] == dtype and "error" not in r), None)
             result = f"{row['epoch_s']:,.0f} s ({row['epoch_s'] / 60:,.1f} min)" if row else "no training rate measured"
             rows.append((f"projection: 1-GT epoch {model} {dtype}", f"{EPOCH_PAIRS:,} pairs", result))
     return rows
@@ -169,8 +172,8 @@ def table(mode: str, directory: Path) -> str:
         for model in SPECS:
             name = f"training {model} {dtype}"
             r = next((row for row in train["rows"] if row["model"] == model and row["dtype"] == dtype), None) if train else None
-            if r is None:
-                rows.append((name, "", _failed(directory, "train")))
+            if r is None or "error" in r:
+                rows.append((name, "", f"**failed**: {r['error'][:300]}" if r else _failed(directory, "train")))
                 continue
             setting = (f"{'paper' if not s['dims'] else 'small'} dimensions ({r['parameters'] / 2**20:.2f} M), batch {s['pairs']}, "
                        f"{r['steps']} steps x {r['repeats']}" + (", bf16 autocast" if dtype == "bf16" else ""))

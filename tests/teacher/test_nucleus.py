@@ -52,8 +52,8 @@ def test_each_route_answers_the_rows_it_is_meant_for() -> None:
     thousands of tokens, so the tests above exercise them and not only the full sort."""
     probs = peaked(8, 500, seed=2).softmax(-1)
     total = probs.sum(-1, dtype=torch.float64)
-    assert not _top_route(probs, total, 0.95, 64)[2].any()
-    assert _top_route(probs, total, 0.95, 1024)[2].all()
+    assert not _top_route(probs, total, 0.95, 64)[0].any()
+    assert _top_route(probs, total, 0.95, 1024)[0].all()
     for logits in (peaked(8, 5000, seed=3), torch.randn(8, VOCAB) * 0.65):
         keep, done = _bracket_route(logits.softmax(-1), 0.95)
         assert done.all() and (keep.sum(-1) > 1024).all()
@@ -84,7 +84,7 @@ def test_ties_at_the_boundary_get_transformers_choice(case: int) -> None:
 def test_routes_do_not_answer_rows_with_a_tie_at_the_boundary() -> None:
     top, top_p = tied_rows()[0]
     probs = top.softmax(-1)
-    assert not _top_route(probs, probs.sum(-1, dtype=torch.float64), top_p, 64)[2].any()
+    assert not _top_route(probs, probs.sum(-1, dtype=torch.float64), top_p, 64)[0].any()
     flat, top_p = tied_rows()[1]
     assert not _bracket_route(flat.softmax(-1), top_p)[1].any()
 

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 TOP_WIDTHS = (64, 1024)  # candidates of the top route, widened in turn
-SUBSAMPLE_STRIDE = 8  # the bracket route sorts every 8th probability of a row to locate its boundary
+SUBSAMPLE_STRIDE = 16  # the bracket route sorts every 16th probability of a row to locate its boundary
 
 
 def top_p_filter(logits: Tensor, top_p: float, min_tokens_to_keep: int = 1) -> Tensor:
@@ -87,10 +87,17 @@ def nucleus_sample(
     out = torch.empty((probs.size(0), 1), dtype=torch.long, device=probs.device)
     for rows, keep, ids in _nucleus_parts(scaled, probs, top_p, widths, bracket):
         if ids is None:
-            out[rows] = _inverse_cdf(probs[rows].masked_fill(~keep, 0.0), u[rows])
+            out[rows] = _inverse_cdf(_take(probs, rows).masked_fill(~keep, 0.0), u[rows])
         else:
             out[rows] = ids.gather(1, _inverse_cdf(probs[rows].gather(1, ids).masked_fill(~keep, 0.0), u[rows]))
     return out
+
+
+def _take(t: Tensor, rows: Tensor) -> Tensor:
+    """``t[rows]``, without the copy when ``rows`` are all the rows in order."""
+    if rows.numel() == t.size(0) and torch.equal(rows, torch.arange(t.size(0), device=rows.device)):
+        return t
+    return t[rows]
 
 
 def _inverse_cdf(probs: Tensor, u: Tensor) -> Tensor:
@@ -114,15 +121,25 @@ def _nucleus_parts(scaled: Tensor, probs: Tensor, top_p: float, widths: Sequence
         yield todo, torch.ones_like(probs, dtype=torch.bool), None
         return
     total = probs.sum(dim=-1, dtype=torch.float64)
+    passed = []  # rows whose top-k tokens cannot hold top_p, for a k of the next width: they skip the top route
+    reach = None  # per row of todo: (mass of its top-k tokens, k, the k-th probability)
     for k in widths:
         if k >= vocab or not todo.numel():
             break
-        keep, ids, done = _top_route(probs[todo], total[todo], top_p, k)
+        if reach is not None:  # the top-k mass is at most the last width's mass plus (k - width) x its smallest
+            mass, width, smallest = reach
+            hopeless = mass + smallest.double() * (k - width) < top_p - 1e-4
+            passed.append(todo[hopeless])
+            todo = todo[~hopeless]
+            if not todo.numel():
+                break
+        done, keep, ids, mass, smallest = _top_route(_take(probs, todo), total[todo], top_p, k)
         if done.any():
-            yield todo[done], keep[done], ids[done]
-        todo = todo[~done]
+            yield todo[done], keep, ids
+        todo, reach = todo[~done], (mass[~done], k, smallest[~done])
+    todo = torch.cat([todo, *passed])
     if bracket and todo.numel() and SUBSAMPLE_STRIDE * 16 < vocab:
-        keep, done = _bracket_route(probs[todo], top_p)
+        keep, done = _bracket_route(_take(probs, todo), top_p)
         if done.any():
             yield todo[done], keep[done], None
         todo = todo[~done]
@@ -130,9 +147,10 @@ def _nucleus_parts(scaled: Tensor, probs: Tensor, top_p: float, widths: Sequence
         yield todo, ~_sorted_removal(scaled[todo], top_p), None
 
 
-def _top_route(probs: Tensor, total: Tensor, top_p: float, k: int) -> tuple[Tensor, Tensor, Tensor]:
-    """The nucleus among each row's ``k`` most likely tokens: keep [rows, k] and token ids [rows, k] (ids
-    ascending), and which rows it answers (their boundary lies among the candidates, between unequal values)."""
+def _top_route(probs: Tensor, total: Tensor, top_p: float, k: int) -> tuple[Tensor, ...]:
+    """The nucleus among each row's ``k`` most likely tokens. Returns which rows it answers (their boundary lies
+    among the candidates, between unequal values), the nucleus of those rows (keep [done, k]) with its token ids
+    ([done, k], ascending), and for every row the mass of its ``k`` most likely tokens and the ``k``-th probability."""
     vals, ids = probs.topk(k, dim=-1)  # descending
     # A token's ascending cumulative mass is the row's total minus the mass of the tokens more likely than it.
     cum = vals.double().cumsum(dim=-1)
@@ -144,8 +162,8 @@ def _top_route(probs: Tensor, total: Tensor, top_p: float, k: int) -> tuple[Tens
     last = vals.gather(1, (n_keep - 1).clamp(max=k - 1))
     first_out = vals.gather(1, n_keep.clamp(max=k - 1))
     done = (inside & (last != first_out)).squeeze(1)
-    ids, order = ids.sort(dim=-1)
-    return keep.gather(1, order), ids, done
+    ids, order = ids[done].sort(dim=-1)
+    return done, keep[done].gather(1, order), ids, cum[:, -1], vals[:, -1]
 
 
 def _bracket_route(probs: Tensor, top_p: float) -> tuple[Tensor, Tensor]:
@@ -156,26 +174,22 @@ def _bracket_route(probs: Tensor, top_p: float) -> tuple[Tensor, Tensor]:
     lo, hi = _bracket(probs, float(limit))
     below = probs <= lo.unsqueeze(1)
     mass_below = probs.masked_fill(~below, 0.0).sum(dim=-1, dtype=torch.float64)
-    within = ~below & (probs <= hi.unsqueeze(1))
-    mass_within = probs.masked_fill(~within, 0.0).sum(dim=-1, dtype=torch.float64)
-    # Every token <= lo is removed, and some token <= hi is kept: the boundary lies within the bracket.
-    done = (mass_below.float() <= limit) & ((mass_below + mass_within).float() > limit)
-    r, c = within.nonzero(as_tuple=True)  # row-major: grouped by row
+    r, c = (~below & (probs <= hi.unsqueeze(1))).nonzero(as_tuple=True)
     v = probs[r, c]
-    order = v.sort(stable=True).indices
-    order = order[r[order].sort(stable=True).indices]  # by row, then by value
+    order = ((r << 32) | v.view(torch.int32).long()).sort().indices  # by row, then by value (bits of floats >= 0)
     r, c, v = r[order], c[order], v[order]
     counts = torch.bincount(r, minlength=rows)
-    start = counts.cumsum(0) - counts  # first position of each row's bracket
-    running = v.double().cumsum(0)
-    offset = (running - v.double())[start.clamp(max=max(len(v) - 1, 0))] if len(v) else running
-    cum = (mass_below[r] + running - offset[r]).float()
+    end = counts.cumsum(0)
+    running = torch.nn.functional.pad(v.double().cumsum(0), (1, 0))  # running[i]: the mass of the first i
+    cum = (mass_below[r] + running[1:] - running[(end - counts)[r]]).float()  # ascending cumulative mass
+    mass_within = running[end] - running[end - counts]
+    # Every token <= lo is removed, and some token <= hi is kept: the boundary lies within the bracket.
+    done = (mass_below.float() <= limit) & ((mass_below + mass_within).float() > limit)
     removed = cum <= limit
     n_removed = torch.bincount(r, weights=removed.double(), minlength=rows).long()
-    # A tie across the boundary: the last removed and the first kept token of the bracket are equal.
-    last = (start + n_removed - 1).clamp(min=0, max=max(len(v) - 1, 0))
-    first_kept = (start + n_removed).clamp(max=max(len(v) - 1, 0))
-    if len(v):
+    if len(v):  # a tie across the boundary: the last removed and the first kept token of the bracket are equal
+        last = (end - counts + n_removed - 1).clamp(0, len(v) - 1)
+        first_kept = (end - counts + n_removed).clamp(0, len(v) - 1)
         done &= (n_removed == 0) | (v[last] != v[first_kept])
     keep = ~below
     keep[r[removed], c[removed]] = False
@@ -184,12 +198,12 @@ def _bracket_route(probs: Tensor, top_p: float) -> tuple[Tensor, Tensor]:
 
 def _bracket(probs: Tensor, limit: float) -> tuple[Tensor, Tensor]:
     """Values (lo, hi) per row that likely enclose the nucleus boundary: from every ``SUBSAMPLE_STRIDE``-th
-    probability, sorted, its estimated ascending cumulative mass, and a margin of four standard deviations of
-    the subsample's count on either side of the estimated crossing of ``limit``."""
+    probability, sorted, its estimated ascending cumulative mass, and a margin of three standard deviations of
+    the subsample's count (plus 8) on either side of the estimated crossing of ``limit``."""
     sub = probs[:, ::SUBSAMPLE_STRIDE].sort(dim=-1).values
     estimate = sub.double().cumsum(dim=-1) * (probs.size(-1) / sub.size(-1))
     crossing = (estimate <= limit).sum(dim=-1)
-    margin = (4 * crossing.double().sqrt() + 4).long()
+    margin = (3 * crossing.double().sqrt() + 8).long()
     width = sub.size(-1)
     lo_at, hi_at = crossing - margin - 1, crossing + margin
     lo = sub.gather(1, lo_at.clamp(0, width - 1).unsqueeze(1)).squeeze(1).masked_fill(lo_at < 0, -1.0)
