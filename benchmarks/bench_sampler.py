@@ -99,6 +99,25 @@ def run_ours(model, prefixes, n, eos, pad, max_new, batch, dtype) -> int:
     return sum(len(h.token_ids) + int(h.finished) for per in hyps for h in per)
 
 
+def compare(model, prefixes, n, eos, pad, max_new, batch, dtype, repeats, device) -> dict[str, float]:
+    """Generated tokens per second of ``generate`` and of the sampler (medians of ``repeats`` runs, the two
+    alternating) and the mean tokens per hypothesis (``</s>`` included)."""
+    rates: dict[str, list[float]] = {"generate": [], "sampler": []}
+    mean_len = 0.0
+    for _ in range(repeats):
+        for name, fn in (("generate", run_generate), ("sampler", run_ours)):
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            tokens = fn(model, prefixes, n, eos, pad, max_new, batch, dtype)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            rates[name].append(tokens / (time.perf_counter() - start))
+            mean_len = tokens / (n * len(prefixes))
+    g, s = statistics.median(rates["generate"]), statistics.median(rates["sampler"])
+    return {"generate_tok_s": g, "sampler_tok_s": s, "speedup": s / g, "mean_tokens": mean_len}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="demo-shape")
@@ -128,20 +147,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for n in args.n:
         batch = args.batch or max(1, 640 // n)
-        rates: dict[str, list[float]] = {"generate": [], "sampler": []}
-        mean_len = 0.0
-        for _ in range(args.repeats):
-            for name, fn in (("generate", run_generate), ("sampler", run_ours)):
-                if args.device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                tokens = fn(model, prefixes, n, eos, pad, args.max_new, batch, dtype)
-                if args.device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                rates[name].append(tokens / (time.perf_counter() - start))
-                mean_len = tokens / (n * len(prefixes))
-        g, s = statistics.median(rates["generate"]), statistics.median(rates["sampler"])
-        print(f"| {args.model} | {n} | {batch} | {g:,.0f} | {s:,.0f} | {s / g:.2f}x | {mean_len:.1f} |", flush=True)
+        r = compare(model, prefixes, n, eos, pad, args.max_new, batch, dtype, args.repeats, args.device)
+        print(f"| {args.model} | {n} | {batch} | {r['generate_tok_s']:,.0f} | {r['sampler_tok_s']:,.0f} | "
+              f"{r['speedup']:.2f}x | {r['mean_tokens']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

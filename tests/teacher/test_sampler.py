@@ -5,8 +5,10 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.generation.logits_process import TopPLogitsWarper
 
+from multiref.teacher import kv_cache
 from multiref.teacher.finetune import collate
-from multiref.teacher.sampler import nucleus_sample, sample, top_p_filter
+from multiref.teacher.nucleus import nucleus_sample, top_p_filter
+from multiref.teacher.sampler import sample
 
 
 def reference(logits: torch.Tensor, top_p: float, keep: int = 1) -> torch.Tensor:
@@ -50,11 +52,11 @@ def test_nucleus_sample_draws_only_from_the_nucleus_with_its_probabilities() -> 
 @pytest.mark.parametrize("scale", [0.1, 1.0, 4.0, 20.0])  # flat to peaked rows: both paths of nucleus_sample
 @pytest.mark.parametrize("top_p", [0.3, 0.9, 0.95, 1.0])
 def test_partial_sort_draws_the_tokens_of_the_full_sort(scale: float, top_p: float) -> None:
-    """The top-k shortcut draws the same token from the same uniform number as a sort of the whole
-    vocabulary (``candidates`` >= vocabulary), and only nucleus tokens."""
+    """The top-k shortcut (and the bracket route for flat rows) draws the same token from the same uniform
+    number as a sort of the whole vocabulary, and only nucleus tokens."""
     logits = torch.randn(64, 3000, generator=torch.Generator().manual_seed(int(scale * 10))) * scale
-    fast = nucleus_sample(logits, top_p, 1.0, torch.Generator().manual_seed(1), candidates=16)
-    full = nucleus_sample(logits, top_p, 1.0, torch.Generator().manual_seed(1), candidates=3000)
+    fast = nucleus_sample(logits, top_p, 1.0, torch.Generator().manual_seed(1), widths=(16,))
+    full = nucleus_sample(logits, top_p, 1.0, torch.Generator().manual_seed(1), widths=(), bracket=False)
     assert torch.equal(fast, full)
     assert torch.isfinite(top_p_filter(logits, top_p)).gather(1, fast).all()
 
@@ -90,6 +92,20 @@ def test_logprobs_equal_teacher_forced_scores(compact_at: float) -> None:
         for h, score in zip(per, scores.tolist(), strict=True):
             assert h.logprob == pytest.approx(score, abs=1e-4)
     assert len(lengths) > 2  # hypotheses of several lengths: padding and early stopping were exercised
+
+
+@pytest.mark.parametrize("compact_at", [0.0, 1.0])
+def test_cache_written_in_place_gives_the_hypotheses_of_transformers_cache(monkeypatch, compact_at: float) -> None:
+    """The preallocated cache (kv_cache) against transformers' own, repeated and concatenated at every step."""
+    model = tiny_model(seed=1)
+    prefixes = [[5, 6, 7], [8, 9, 10, 11, 12], [2]]
+    args = {"n": 5, "eos_id": 1, "pad_id": 0, "top_p": 0.9, "max_new_tokens": 15, "seed": 4, "compact_at": compact_at}
+    grown = sample(model, prefixes, **args)
+    monkeypatch.setattr(kv_cache, "DynamicLayer", None)  # share() falls back to DynamicCache.batch_repeat_interleave
+    plain = sample(model, prefixes, **args)
+    assert [[(h.token_ids, h.finished) for h in per] for per in grown] == [[(h.token_ids, h.finished) for h in per] for per in plain]
+    for a, b in zip(grown, plain, strict=True):
+        assert [h.logprob for h in a] == pytest.approx([h.logprob for h in b], abs=1e-5)
 
 
 def test_same_seed_same_hypotheses_other_seed_others() -> None:

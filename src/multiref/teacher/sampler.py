@@ -3,15 +3,18 @@
 Compared with ``generate(do_sample=True, num_return_sequences=N)``, which copies every context N
 times before running it through the model, this sampler
 
-- encodes each context once (a batch of left-padded contexts) and repeats its key/value cache N times;
+- encodes each context once (a batch of left-padded contexts, logits for the last position only) and
+  shares its key/value cache with its N samples, in buffers that new positions are written into in place
+  (:mod:`multiref.teacher.kv_cache`) rather than concatenated to at every step;
 - stops finished sequences: their tokens are ignored from ``</s>`` on, and they are dropped from the
   batch (with their cache rows) once they make up a quarter of it (``compact_at``);
 - runs in bf16 on GPU when asked (``dtype``), fp32 on CPU;
-- draws from a partial sort of each row's most likely tokens when they hold the nucleus
-  (:func:`nucleus_sample`), not from a sort of the whole vocabulary;
+- finds each row's nucleus from a part of the row (its most likely tokens, or for flat rows a bracket
+  of values around the boundary) and sorts the whole vocabulary only for the rows that need it
+  (:func:`multiref.teacher.nucleus.nucleus_sample`);
 - draws every token from one seeded ``torch.Generator``, so a fixed seed gives identical output.
 
-Top-p filtering is :func:`top_p_filter`, the exact semantics of ``transformers``' ``TopPLogitsWarper``.
+Top-p filtering has the semantics of ``transformers``' ``TopPLogitsWarper`` (:mod:`multiref.teacher.nucleus`).
 The stored log-probability of a hypothesis is the sum of its tokens' log-probabilities under the
 unfiltered model distribution at temperature 1 (as the authors' ``sentence_prob``), ``</s>`` included
 when the hypothesis finished.
@@ -24,6 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+
+from multiref.teacher.nucleus import nucleus_sample
 
 if TYPE_CHECKING:
     from transformers import GPT2LMHeadModel
@@ -46,68 +51,6 @@ def check_sampling(top_p: float, temperature: float, n: int, max_new_tokens: int
         raise ValueError(f"the number of hypotheses per context must be at least 1, got {n}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-
-
-def top_p_filter(logits: torch.Tensor, top_p: float, min_tokens_to_keep: int = 1) -> torch.Tensor:
-    """Set to -inf the logits outside the nucleus: the smallest set of most likely tokens whose
-    probability mass exceeds ``top_p``. Same semantics as ``transformers.TopPLogitsWarper`` (ascending
-    sort, tokens whose cumulative mass is <= 1 - top_p removed, at least ``min_tokens_to_keep`` kept)."""
-    if top_p >= 1.0:
-        return logits
-    sorted_logits, sorted_indices = torch.sort(logits, descending=False)
-    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-    remove_sorted = cumulative <= (1 - top_p)
-    remove_sorted[..., -min_tokens_to_keep:] = False
-    remove = remove_sorted.scatter(-1, sorted_indices, remove_sorted)
-    return logits.masked_fill(remove, -float("inf"))
-
-
-def nucleus_sample(
-    logits: torch.Tensor, top_p: float, temperature: float, generator: torch.Generator, candidates: int = 64
-) -> torch.Tensor:
-    """One token per row from the nucleus of ``softmax(logits / temperature)``: the tokens kept by
-    :func:`top_p_filter`, renormalised, drawn by inverse CDF over the nucleus in ascending order (which is
-    much faster on CPU than ``torch.multinomial``).
-
-    A trained teacher's nucleus is usually a few dozen tokens of a 50k vocabulary, so the rows are first
-    served from their ``candidates`` most likely tokens (a partial sort, ``topk``): a row whose top
-    ``candidates`` tokens already hold ``top_p`` of its mass has its whole nucleus among them. Only the other
-    rows (flat distributions) pay for a full sort. Both paths draw the same token from the same uniform
-    number, so the result does not depend on ``candidates`` (up to float rounding at the nucleus boundary).
-    """
-    scaled = logits / temperature if temperature != 1.0 else logits
-    rows, vocab = scaled.shape
-    u = torch.rand((rows, 1), generator=generator, device=logits.device, dtype=scaled.dtype)
-    out = torch.empty((rows, 1), dtype=torch.long, device=logits.device)
-    todo = torch.arange(rows, device=logits.device)
-    if top_p < 1.0 and candidates < vocab:
-        probs = scaled.softmax(dim=-1)
-        top, top_idx = probs.topk(candidates, dim=-1)  # descending
-        mass = top.cumsum(dim=-1)
-        covered = mass[:, -1] >= top_p
-        if covered.any():
-            top, top_idx, mass = top[covered], top_idx[covered], mass[covered]
-            keep = (mass - top) < top_p  # mass of the more likely tokens below top_p: in the nucleus
-            keep[:, 0] = True
-            asc = top.masked_fill(~keep, 0.0).flip(-1)  # ascending, as the full sort's order
-            out[covered] = _inverse_cdf(asc, top_idx.flip(-1), u[covered])
-        todo = todo[~covered]
-    if todo.numel():
-        sorted_logits, sorted_indices = torch.sort(scaled[todo], descending=False)
-        probs = sorted_logits.softmax(dim=-1)
-        if top_p < 1.0:
-            remove = probs.cumsum(dim=-1) <= (1 - top_p)
-            remove[..., -1] = False
-            probs = probs.masked_fill(remove, 0.0)
-        out[todo] = _inverse_cdf(probs, sorted_indices, u[todo])
-    return out
-
-
-def _inverse_cdf(probs: torch.Tensor, indices: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """The token ``indices[r, j]`` whose interval of the cumulated ``probs[r]`` holds ``u[r]`` times their sum."""
-    cdf = probs.cumsum(dim=-1)
-    pos = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=probs.size(-1) - 1)
-    return indices.gather(-1, pos)
 
 
 def _batches(items: Sequence[int], size: int) -> Iterator[list[int]]:
@@ -183,11 +126,13 @@ def _sample_chunk(
     positions = (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
     from transformers import DynamicCache  # imported here: the jobs that only read hypotheses stay light
 
+    from multiref.teacher import kv_cache
+
     cache = DynamicCache()
-    out = model(input_ids=ids, attention_mask=mask[:, :width], position_ids=positions, past_key_values=cache, use_cache=True)
+    out = model(input_ids=ids, attention_mask=mask[:, :width], position_ids=positions, past_key_values=cache,
+                use_cache=True, logits_to_keep=1)
     logits = out.logits[:, -1, :].float()
-    # Share each context's cache with its n samples.
-    cache.batch_repeat_interleave(n)
+    kv_cache.share(cache, n, width + max_new_tokens)  # each context's cache, once per sample
     logits = logits.repeat_interleave(n, dim=0)
     mask = mask.repeat_interleave(n, dim=0)
     next_pos = positions[:, -1:].repeat_interleave(n, dim=0) + 1
@@ -200,7 +145,7 @@ def _sample_chunk(
     finished = torch.zeros(total, dtype=torch.bool, device=device)
     for step in range(max_new_tokens):
         choice = nucleus_sample(logits, top_p, temperature, generator)  # [rows, 1]
-        token_logp = logits.log_softmax(-1).gather(1, choice).squeeze(1).double()
+        token_logp = (logits.gather(1, choice).squeeze(1) - logits.logsumexp(-1)).double()
         active_rows = rows[live]
         tokens[active_rows, step] = choice.squeeze(1)[live]
         logprobs[active_rows] += token_logp[live]
