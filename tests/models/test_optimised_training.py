@@ -130,3 +130,15 @@ def test_gru_matches_the_packed_nn_gru(layers: int, bidirectional: bool, with_h0
         results.append([out, final, xi.grad, *([] if hi is None else [hi.grad]), *(p.grad for p in rnn.parameters())])
     for a, b in zip(*results, strict=True):
         assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_under_cpu_autocast_the_plain_path_trains_in_bf16() -> None:
+    """bf16 autocast on the CPU (bench_train --dtype bf16, gpu_check --cpu): the optimised path's explicit fp32
+    products would mix dtypes, so the model falls back to the plain path and trains."""
+    torch.manual_seed(0)
+    model = HRED(HREDConfig(vocab_size=300, embedding_dim=24, floor_dim=5, hidden=48, dropout=0.2)).train()
+    tensors = random_batch(torch.Generator().manual_seed(3), 8, 300)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(*tensors, step=0)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)

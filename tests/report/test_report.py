@@ -359,6 +359,9 @@ def test_demo_report_renders_in_headless_chromium(demo_root: Path, tmp_path: Pat
         elif name.endswith(".html"):
             text = data.decode("utf-8")
             assert "<table" in text or name == "methods.html", f"{name}: no table"
+    claims_page = data_bytes(results[by_name["claims.html"]]["data_uri"]).decode()
+    assert all(c["id"] in claims_page for c in demo["claims"]["list"]) and "inconclusive" in claims_page
+    assert "1. Claims" in categories  # the claims come first in the report's results
     samples_page = data_bytes(results[by_name["samples.html"]]["data_uri"]).decode()
     assert samples_page.count('<table class="sample">') == 5 and "Ground truth" in samples_page
     assert "hred/gt" in samples_page and "vhred_lgm3/hyp5" in samples_page
@@ -401,3 +404,17 @@ def test_demo_report_renders_in_headless_chromium(demo_root: Path, tmp_path: Pat
         assert shots[name] != front.read_bytes()
         assert distinct_colours(shots[name]) > 20, f"{name}: the screenshot is (nearly) blank"
     assert len(set(shots.values())) == len(shots)
+
+
+def test_claims_page_lists_every_claim_with_its_verdict_and_evidence() -> None:
+    from multiref.report.pages import claims_page
+
+    rows = pd.DataFrame({"claim": ["a", "a", "b"], "evidence": ["e1 -> holds", "e2 -> fails", "e3 -> inconclusive"]})
+    summary = pd.DataFrame({"claim": ["a", "b"], "paper": ["zhao2021", "li2021"], "section": ["§1", "§5"],
+                            "verdict": ["fails", "inconclusive"], "holds": [1, 0], "fails": [1, 0], "inconclusive": [0, 1],
+                            "untested": [0, 0], "sentence": ["We <show> it.", "Gap."], "note": ["", "demo"]})
+    page = claims_page(summary, rows)
+    assert "<table" in page and page.count("<h2>") == 2 and "We &lt;show&gt; it." in page
+    assert page.index("e1 -&gt; holds") < page.index("e2 -&gt; fails") < page.index("e3 -&gt; inconclusive")
+    with pytest.raises(MultirefError, match="no claim to show"):
+        claims_page(summary.iloc[:0], rows)

@@ -29,8 +29,10 @@ from torch import Tensor, nn
 def supported(rnn: nn.GRU, inputs: Tensor) -> bool:
     """Whether :func:`gru` should replace this module on these inputs: on the CPU (on a GPU cuDNN's fused GRU is
     faster than a Python loop of small kernels), batch first, biases, no dropout between layers in training
-    (PyTorch draws it on the packed data) and no projections."""
-    return (inputs.device.type == "cpu" and rnn.batch_first and rnn.bias and not getattr(rnn, "proj_size", 0)
+    (PyTorch draws it on the packed data), no projections, and not under autocast (its explicit products would mix
+    bf16 activations with fp32 weights)."""
+    return (inputs.device.type == "cpu" and not torch.is_autocast_enabled("cpu") and rnn.batch_first and rnn.bias
+            and not getattr(rnn, "proj_size", 0)
             and (rnn.num_layers == 1 or rnn.dropout == 0 or not rnn.training))
 
 

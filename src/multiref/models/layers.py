@@ -203,7 +203,7 @@ class AdditiveAttention(nn.Module):
         ``query_mask`` [B, Q] (optional, True = needed) is a hint: the fused path gives the queries after a
         row's last needed one no attention (a zero context vector) instead of computing it; the plain path
         ignores it. Callers pass it where those outputs carry no loss (teacher forcing over padding)."""
-        if not self.optimised or query.device.type != "cpu":
+        if not self.optimised or query.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
             scores = self.w_emit(torch.tanh(self.w_context(context).unsqueeze(1) + self.w_query(query).unsqueeze(2))).squeeze(-1)
             return self._mix(scores.masked_fill(~mask.unsqueeze(1), float("-inf")), context, query)
         # The unmasked positions first (stable, so their order is kept), then only as many as the fullest row has.

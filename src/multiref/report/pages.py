@@ -172,7 +172,9 @@ def claims_page(summary: pd.DataFrame, rows: pd.DataFrame) -> str:
     if summary.empty:
         raise MultirefError("claims page: no claim to show (claims.list is empty)")
     parts = [("<p>Each claim of the papers as a comparison between runs: per metric, mean(better) - mean(worse) with "
-              "its interval over training seeds and test contexts, and a verdict (method: docs/claims.md).</p>")]
+              "its interval over training seeds and test contexts, and a verdict (method: docs/claims.md).</p>"),
+             summary[["claim", "paper", "section", "verdict", "holds", "fails", "inconclusive", "untested"]].to_html(
+                 index=False, border=0, classes="results", escape=True)]
     for s in summary.itertuples(index=False):
         colour = _VERDICT_COLOURS.get(str(s.verdict), "#1e293b")
         parts.append(f"<h2><span style=\"color:{colour}\">{html.escape(str(s.verdict))}</span> {html.escape(str(s.claim))}</h2>")
