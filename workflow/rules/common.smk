@@ -176,16 +176,12 @@ def run_inputs(examples):
 
 def seeded_train(train):
     """The training section of a run: ``train`` with ``seed`` + k for the k-th extra seed (run folder
-    ``<data>_seed<k>``); the paper's single run (k = 0) keeps ``seed``. Without the seed count, which is not a
-    parameter of one run (changing it must not retrain the runs that exist)."""
-
-    base = {
-        key: value for key, value in train.items() if key != "seeds"
-    }  # not a parameter of one run
+    ``<data>_seed<k>``); the paper's single run (k = 0) keeps ``seed``. ``train`` is RUN_TRAIN or MIRROR_TRAIN.
+    """
 
     def params(wildcards):
         k = split_seed(wildcards.data)[1]
-        return {**base, "seed": base["seed"] + k} if k else base
+        return {**train, "seed": train["seed"] + k} if k else train
 
     return params
 
@@ -303,7 +299,12 @@ MIRROR_PAIRS = [
     for b in MIRROR_SYSTEMS
     if b["role"] == "baseline"
 ]
-MIRROR_TRAIN = {**config["train"], **MIRROR["train"]}
+# The training section of one run: without the seed count, which is not a parameter of a run (changing it must
+# not retrain the runs that exist, MMI's backward model included).
+RUN_TRAIN = {k: v for k, v in config["train"].items() if k != "seeds"}
+MIRROR_TRAIN = {
+    k: v for k, v in {**RUN_TRAIN, **MIRROR["train"]}.items() if k != "seeds"
+}
 MIRROR_DECODE = {**config["decode"], **MIRROR["decode"]}
 MIRROR_TABLES = (
     [out("table_mirror.csv"), out("table_mirror_pairwise.csv")]

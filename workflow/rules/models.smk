@@ -42,7 +42,7 @@ rule train_model:
         runtime=config["resources"]["train_runtime"],
     params:
         spec=model_spec,
-        train=seeded_train(config["train"]),
+        train=seeded_train(RUN_TRAIN),
         work=lambda wc: out(f"work/runs/{wc.model}/{wc.data}"),
         checkpoint_minutes=config["resources"]["checkpoint_minutes"],
     script:
@@ -65,7 +65,7 @@ use rule train_model as train_equal_steps with:
         out("runs/{model}/{data}_steps_{like}/benchmark.tsv")
     params:
         spec=model_spec,
-        train=seeded_train(config["train"]),
+        train=seeded_train(RUN_TRAIN),
         work=lambda wc: out(f"work/runs/{wc.model}/{wc.data}_steps_{wc.like}"),
         checkpoint_minutes=config["resources"]["checkpoint_minutes"],
 
